@@ -180,8 +180,10 @@ async function startGateway(env: Env, label: string, overrides: SettingsInput = 
   const settings = mergeInputs(
     {
       projects: ["general"],
-      mqtt: { url: env.broker.url },
+      // Each scenario starts clean: no broker session carried over from the one before.
+      mqtt: { url: env.broker.url, clientId: `bench-${label}`, clean: true },
       server: { url: env.fake.info.url },
+      sessions: { store: "memory" },
       logging: { level: "silent", statsIntervalSec: 0 },
       http: { port: 0 },
       bridge: { enabled: false },

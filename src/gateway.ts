@@ -3,7 +3,7 @@ import type { BackendPool } from "./backends/pool.js";
 import { Bridge } from "./bridge/bridge.js";
 import { maskSecrets } from "./config/file.js";
 import { ProjectCatalog } from "./config/projects.js";
-import type { MqttSettings, Settings } from "./config/schema.js";
+import { BridgeSettingsSchema, type MqttSettings, type Settings } from "./config/schema.js";
 import { ReplyPublisher } from "./conversation/replies.js";
 import { TurnRunner } from "./conversation/turnRunner.js";
 import { MessageDispatcher } from "./dispatcher.js";
@@ -28,9 +28,6 @@ import { VERSION } from "./version.js";
 export interface GatewayDeps {
   logger?: Logger;
 }
-
-/** Milliseconds that running turns get to finish on shutdown. */
-const DRAIN_GRACE_MS = 10_000;
 
 /**
  * Builds the pieces from settings, starts them in order and stops them in reverse. The path of
@@ -124,7 +121,7 @@ export class Gateway {
     });
     this.transport = new MqttTransport(this.settings.mqtt, {
       logger,
-      subscriptions: subscriptionTopics(this.projects.names),
+      subscriptions: subscriptionTopics(this.projects.names, settings.mqtt.shareGroup),
       will: StatusReporter.lastWill(statusTopic, clientId),
       onMessage: (topic, payload, packet) => dispatcher.handle(topic, payload, packet),
       onReady: () => {
@@ -135,7 +132,7 @@ export class Gateway {
     this.status = new StatusReporter(this.transport, statusTopic, clientId, settings.statusIntervalSec);
     if (settings.bridge.enabled) {
       this.bridge = new Bridge({
-        baseTopic: settings.bridge.baseTopic,
+        baseTopic: bridgeTopic(settings, clientId),
         healthIntervalSec: settings.bridge.healthIntervalSec,
         mqtt: this.settings.mqtt as MqttSettings & { clientId: string },
         logger,
@@ -191,7 +188,7 @@ export class Gateway {
 
   async stop(): Promise<void> {
     clearInterval(this.statsTimer);
-    await this.scheduler.drain(DRAIN_GRACE_MS);
+    await this.scheduler.drain(this.settings.shutdown.graceSec * 1000);
     await this.status.stop();
     await this.bridge?.stop();
     await this.transport.stop();
@@ -280,4 +277,14 @@ export class Gateway {
     }, intervalSec * 1000);
     this.statsTimer.unref();
   }
+}
+
+/**
+ * In a share group every instance has its own retained state and info, so the default bridge
+ * topic gets the instance's client id appended; a configured topic is taken as it is.
+ */
+function bridgeTopic(settings: Settings, clientId: string): string {
+  const { baseTopic } = settings.bridge;
+  const isDefault = baseTopic === BridgeSettingsSchema.parse({}).baseTopic;
+  return settings.mqtt.shareGroup && isDefault ? `${baseTopic}/${clientId}` : baseTopic;
 }

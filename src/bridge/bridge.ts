@@ -31,7 +31,8 @@ export class Bridge {
     this.log = options.logger.child({ module: "bridge" });
     const { baseTopic, mqtt } = options;
     this.transport = new MqttTransport(
-      { ...mqtt, clientId: `${mqtt.clientId}-bridge` },
+      // Operator requests are interactive: nothing to keep for them while llmqtt is away.
+      { ...mqtt, clientId: `${mqtt.clientId}-bridge`, clean: true },
       {
         logger: options.logger,
         subscriptions: [`${baseTopic}/request/+`],

@@ -4,7 +4,7 @@ import { parse as parseYaml } from "yaml";
 import { ConfigError, type SettingsInput } from "./load.js";
 
 /** Keys whose values are secrets: never printed, and loadable from `<key>File`. */
-const SECRET_KEYS = new Set(["password", "apiKey"]);
+const SECRET_KEYS = new Set(["password", "apiKey", "keyPassphrase"]);
 
 /** Reads a YAML or JSON settings file (JSON is YAML, but `.json` gets JSON's stricter errors). */
 export function readConfigFile(path: string): SettingsInput {

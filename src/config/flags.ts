@@ -156,6 +156,34 @@ const FLAGS: FlagSpec[] = [
       "sessions kept in memory, least recently used dropped first (default: 10000; alias: --max-concurrent-sessions)",
   },
   {
+    flags: "--session-store <memory|sqlite|redis>",
+    path: "sessions.store",
+    description:
+      "where conversations live: memory (lost on restart), sqlite (a file), redis (shared by instances) (default: sqlite)",
+  },
+  {
+    flags: "--sqlite-path <file>",
+    path: "sessions.sqlitePath",
+    description: "session database file for --session-store sqlite (default: llmqtt-sessions.db)",
+  },
+  {
+    flags: "--redis-url <url>",
+    path: "sessions.redis.url",
+    description: "Redis for --session-store redis (default: redis://127.0.0.1:6379)",
+  },
+  {
+    flags: "--redis-password-file <file>",
+    path: "sessions.redis.passwordFile",
+    description: "read the Redis password from this file",
+  },
+  {
+    flags: "--shutdown-grace <seconds>",
+    path: "shutdown.graceSec",
+    parse: parseNumber,
+    description:
+      "on SIGTERM/SIGINT, time turns in flight get to finish; queued turns are then answered 'shutting down' (default: 10)",
+  },
+  {
     flags: "--session-idle-timeout <seconds>",
     path: "sessions.idleTimeoutSec",
     parse: parseNumber,
@@ -199,7 +227,53 @@ const FLAGS: FlagSpec[] = [
   {
     flags: "--mqtt-client-id <id>",
     path: "mqtt.clientId",
-    description: "MQTT client id (default: llmqtt-<random>)",
+    description:
+      "MQTT client id; names the broker session that keeps requests while llmqtt restarts, one per instance (default: llmqtt-<hostname>)",
+  },
+  {
+    flags: "--mqtt-clean [bool]",
+    path: "mqtt.clean",
+    parse: parseBoolean,
+    description:
+      "start a fresh broker session on each connect, dropping requests queued meanwhile (default: false)",
+  },
+  {
+    flags: "--mqtt-session-expiry <seconds>",
+    path: "mqtt.sessionExpirySec",
+    parse: parseNumber,
+    description: "MQTT 5: how long the broker keeps llmqtt's session while it is away (default: 3600)",
+  },
+  {
+    flags: "--share-group <name>",
+    path: "mqtt.shareGroup",
+    description:
+      "scale-out: subscribe inputs as $share/<name>/..., so each request goes to one instance of the group (needs --session-store redis)",
+  },
+  {
+    flags: "--mqtt-ca <file>",
+    path: "mqtt.tls.caFile",
+    description: "TLS: CA certificate(s) to trust for the broker, PEM (default: the system's)",
+  },
+  {
+    flags: "--mqtt-cert <file>",
+    path: "mqtt.tls.certFile",
+    description: "mutual TLS: client certificate, PEM",
+  },
+  {
+    flags: "--mqtt-key <file>",
+    path: "mqtt.tls.keyFile",
+    description: "mutual TLS: client key, PEM",
+  },
+  {
+    flags: "--mqtt-reject-unauthorized [bool]",
+    path: "mqtt.tls.rejectUnauthorized",
+    parse: parseBoolean,
+    description: "TLS: refuse a broker certificate that does not verify (default: true)",
+  },
+  {
+    flags: "--mqtt-servername <name>",
+    path: "mqtt.tls.servername",
+    description: "TLS: server name for SNI and certificate checks (default: the broker URL's host)",
   },
   {
     flags: "--mqtt-keepalive <seconds>",

@@ -16,8 +16,42 @@ export const MqttSettingsSchema = z.strictObject({
   port: z.number().int().min(1).max(65535).default(1883),
   username: z.string().optional(),
   password: z.string().optional(),
-  /** Client id; a random `llmqtt-xxxxxxxx` when not given. */
-  clientId: z.string().optional(),
+  /**
+   * Client id; default `llmqtt-<hostname>`. It names the broker-side session that keeps requests
+   * while llmqtt restarts, so every instance needs its own.
+   */
+  clientId: z.string().min(1).optional(),
+  /**
+   * Start a fresh broker session on every connect. Off by default: the broker keeps the
+   * subscriptions and queues QoS 1 requests while llmqtt is away, and delivers them on return.
+   */
+  clean: z.boolean().default(false),
+  /** MQTT 5: how long the broker keeps the session after a disconnect (3.1.1: the broker decides). */
+  sessionExpirySec: nonNegativeInt.default(3600),
+  /**
+   * Shared subscription group: inputs are subscribed as `$share/<group>/<topic>`, so each request
+   * goes to one of the instances in the group (scale-out; sessions then need the Redis store).
+   */
+  shareGroup: z
+    .string()
+    .min(1)
+    .regex(/^[^/+#]+$/, "must not contain /, + or #")
+    .optional(),
+  tls: z
+    .strictObject({
+      /** CA certificate(s) to trust for the broker, PEM; default: the system's. */
+      caFile: z.string().optional(),
+      /** Client certificate and key for mutual TLS, PEM. */
+      certFile: z.string().optional(),
+      keyFile: z.string().optional(),
+      /** Passphrase of an encrypted key. */
+      keyPassphrase: z.string().optional(),
+      /** Refuse a broker whose certificate does not verify (turn off only for testing). */
+      rejectUnauthorized: z.boolean().default(true),
+      /** Server name for SNI and certificate checking; default: the URL's host. */
+      servername: z.string().optional(),
+    })
+    .default({ rejectUnauthorized: true }),
   keepaliveSec: nonNegativeInt.default(60),
   protocolVersion: z.union([z.literal(4), z.literal(5)]).default(4),
   reconnectPeriodMs: positiveInt.default(2000),
@@ -86,6 +120,21 @@ export const SamplingSettingsSchema = z.strictObject({
 });
 
 export const SessionSettingsSchema = z.strictObject({
+  /**
+   * Where sessions live: `memory` (lost on restart), `sqlite` (a file; survives restarts),
+   * `redis` (shared by several instances).
+   */
+  store: z.enum(["memory", "sqlite", "redis"]).default("sqlite"),
+  sqlitePath: z.string().min(1).default("llmqtt-sessions.db"),
+  redis: z
+    .strictObject({
+      url: z.string().default("redis://127.0.0.1:6379"),
+      username: z.string().optional(),
+      password: z.string().optional(),
+      /** Prefix of every key llmqtt writes, so several deployments can share one Redis. */
+      keyPrefix: z.string().default("llmqtt:"),
+    })
+    .default({ url: "redis://127.0.0.1:6379", keyPrefix: "llmqtt:" }),
   maxSessions: positiveInt.default(10_000),
   idleTimeoutSec: z.number().positive().default(3600),
   /** Budget for system prompt + history + new turn, in model tokens. */
@@ -96,6 +145,11 @@ export const SchedulerSettingsSchema = z.strictObject({
   maxQueue: positiveInt.default(1000),
   /** Turns per minute allowed per session; 0 disables the limit. */
   rateLimitPerMinute: nonNegativeInt.default(0),
+});
+
+export const ShutdownSettingsSchema = z.strictObject({
+  /** Seconds turns in flight get to finish on SIGTERM/SIGINT before the rest are answered with an error. */
+  graceSec: z.number().nonnegative().default(10),
 });
 
 export const LimitSettingsSchema = z.strictObject({
@@ -186,6 +240,7 @@ export const SettingsSchema = z
     sessions: SessionSettingsSchema.default(SessionSettingsSchema.parse({})),
     scheduler: SchedulerSettingsSchema.default(SchedulerSettingsSchema.parse({})),
     limits: LimitSettingsSchema.default(LimitSettingsSchema.parse({})),
+    shutdown: ShutdownSettingsSchema.default(ShutdownSettingsSchema.parse({})),
     logging: LoggingSettingsSchema.default(LoggingSettingsSchema.parse({})),
     http: HttpSettingsSchema.default(HttpSettingsSchema.parse({})),
     streaming: StreamingSettingsSchema.default(StreamingSettingsSchema.parse({})),
@@ -220,3 +275,4 @@ export type SessionSettings = Settings["sessions"];
 export type SchedulerSettings = Settings["scheduler"];
 export type LimitSettings = Settings["limits"];
 export type LoggingSettings = Settings["logging"];
+export type TlsSettings = MqttSettings["tls"];

@@ -21,15 +21,18 @@ export const INVALID_TOPIC_CHARS = /\p{Cc}|[\ud800-\udfff]/u;
 
 const COMMAND_KINDS = ["template", "clear_history", "delete_session"] as const;
 
-/** Filters to subscribe to; `X/#` also matches `X` itself, so one filter covers both forms. */
-export function subscriptionTopics(projects: readonly string[]): string[] {
+/**
+ * Filters to subscribe to; `X/#` also matches `X` itself, so one filter covers both forms. In a
+ * share group each becomes `$share/<group>/<filter>`: the broker gives each message to one member.
+ */
+export function subscriptionTopics(projects: readonly string[], shareGroup?: string): string[] {
   const topics: string[] = [];
   for (const project of new Set(projects)) {
     topics.push(`${project}/user_input`);
     for (const kind of COMMAND_KINDS) topics.push(`${project}/${kind}/#`);
   }
   if (projects.includes(MAZE_PROJECT)) topics.push(MAZE_STATE_TOPIC);
-  return topics;
+  return shareGroup === undefined ? topics : topics.map((topic) => `$share/${shareGroup}/${topic}`);
 }
 
 /** Which of our inputs a topic is; undefined when it is not ours. */

@@ -1,5 +1,5 @@
-import { randomBytes } from "node:crypto";
 import type { Socket } from "node:net";
+import { hostname } from "node:os";
 import mqtt, {
   type IClientOptions,
   type IClientPublishOptions,
@@ -8,6 +8,8 @@ import mqtt, {
 } from "mqtt";
 import type { MqttSettings } from "../config/schema.js";
 import type { Logger } from "../observability/logger.js";
+import { redactUrl } from "../observability/redact.js";
+import { tlsClientOptions } from "./tls.js";
 
 export interface LastWill {
   topic: string;
@@ -20,7 +22,11 @@ export interface TransportOptions {
   /** Topics subscribed (QoS 1) on every connect, so a reconnect never loses them. */
   subscriptions: string[];
   will?: LastWill;
-  onMessage: (topic: string, payload: Buffer, packet: IPublishPacket) => void;
+  /**
+   * Takes in one inbound message. A returned promise delays its acknowledgement until it
+   * settles; a rejected one leaves the message unacknowledged for the broker to deliver again.
+   */
+  onMessage: (topic: string, payload: Buffer, packet: IPublishPacket) => void | Promise<void>;
   /** Runs after each (re)connect once the subscriptions are in place. */
   onReady?: () => void;
 }
@@ -38,8 +44,12 @@ export function brokerUrl(settings: MqttSettings): string | undefined {
   return settings.host === undefined ? undefined : `mqtt://${settings.host}:${settings.port}`;
 }
 
+/**
+ * Stable across restarts, so the broker session (subscriptions, requests queued meanwhile) is
+ * found again; the host name keeps instances on different machines apart.
+ */
 export function defaultClientId(): string {
-  return `llmqtt-${randomBytes(4).toString("hex")}`;
+  return `llmqtt-${hostname().replace(/[^A-Za-z0-9_.-]/g, "_")}`;
 }
 
 /** Owns the one broker connection: connect, resubscribe, publish, last-will, clean end. */
@@ -70,26 +80,34 @@ export class MqttTransport {
       keepalive: this.settings.keepaliveSec,
       protocolVersion: this.settings.protocolVersion,
       reconnectPeriod: this.settings.reconnectPeriodMs,
-      clean: true,
+      clean: this.settings.clean,
+      ...(this.settings.protocolVersion === 5
+        ? { properties: { sessionExpiryInterval: this.settings.sessionExpirySec } }
+        : {}),
+      ...(/^(mqtts|wss):/.test(url) ? tlsClientOptions(this.settings.tls) : {}),
       // We subscribe ourselves on every connect; MQTT.js's own resubscribe would double it.
       resubscribe: false,
       will: will
         ? { topic: will.topic, payload: Buffer.from(will.payload), qos: 1, retain: will.retain }
         : undefined,
     };
-    this.log.info({ url, clientId: this.clientId }, "connecting to MQTT broker");
+    const shownUrl = redactUrl(url);
+    this.log.info(
+      { url: shownUrl, clientId: this.clientId, clean: this.settings.clean },
+      "connecting to MQTT broker",
+    );
     const client = mqtt.connect(url, clientOptions);
     this.client = client;
 
-    client.on("message", (topic, payload, packet) => this.options.onMessage(topic, payload, packet));
-    client.on("error", (error) => this.log.warn({ err: error.message, url }, "MQTT error"));
-    client.on("offline", () => this.log.warn({ url }, "MQTT broker unreachable; retrying"));
-    client.on("reconnect", () => this.log.debug({ url }, "MQTT reconnecting"));
+    client.handleMessage = (packet, acknowledge) => this.receive(packet, acknowledge);
+    client.on("error", (error) => this.log.warn({ err: error.message, url: shownUrl }, "MQTT error"));
+    client.on("offline", () => this.log.warn({ url: shownUrl }, "MQTT broker unreachable; retrying"));
+    client.on("reconnect", () => this.log.debug({ url: shownUrl }, "MQTT reconnecting"));
 
     return new Promise((resolve) => {
-      client.on("connect", () => {
+      client.on("connect", (connack) => {
         this.disableNagle(client);
-        this.log.info({ url }, "MQTT connected");
+        this.log.info({ url: shownUrl, sessionPresent: connack.sessionPresent }, "MQTT connected");
         void this.subscribe(client).then((ok) => {
           if (!ok) return;
           this.options.onReady?.();
@@ -122,6 +140,32 @@ export class MqttTransport {
     this.client = undefined;
     // A graceful end waits for in-flight QoS 1 publishes; a dead broker must not hang shutdown.
     await Promise.race([client.endAsync(false), delay(3000).then(() => client.endAsync(true))]);
+  }
+
+  /**
+   * MQTT.js sends a QoS 1 request's PUBACK once `acknowledge` is called, and reads no further
+   * packet until then: the request is acknowledged only after onMessage has taken it in (queued
+   * or answered), and one that could not be taken in is left for the broker to deliver again.
+   */
+  private receive(packet: IPublishPacket, acknowledge: (error?: Error) => void): void {
+    let taken: void | Promise<void> = undefined;
+    try {
+      taken = this.options.onMessage(packet.topic, packet.payload as Buffer, packet);
+    } catch (error) {
+      this.log.error({ err: error, topic: packet.topic }, "inbound message handler failed");
+    }
+    if (!taken) return acknowledge();
+    taken.then(
+      () => acknowledge(),
+      (error: unknown) => {
+        this.log.error(
+          { err: error, topic: packet.topic },
+          "inbound message not taken in; left unacknowledged",
+        );
+        // Dropping the connection is the only way to get it delivered again (session kept).
+        (this.client?.stream as Partial<Socket> | undefined)?.destroy?.();
+      },
+    );
   }
 
   private async subscribe(client: MqttClient): Promise<boolean> {

@@ -4,7 +4,7 @@ import { existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { chromium, type BrowserContext, type Page } from "playwright-core";
-import { buildSettings } from "../../src/config/load.js";
+import { testSettings } from "../support/settings.js";
 import { Gateway } from "../../src/gateway.js";
 import { freePort } from "../support/brokers.js";
 import { FakeModelServer } from "../support/fakeModelServer.js";
@@ -41,7 +41,7 @@ describe("dashboard and playground in a browser", { skip, timeout: 60_000 }, () 
     const port = await freePort();
     tcpUrl = `mqtt://127.0.0.1:${port}`;
     gateway = new Gateway(
-      buildSettings({
+      testSettings({
         projects: ["general", "maze", "racing"],
         broker: { port, wsPort: await freePort() },
         http: { port: 0 },
@@ -165,7 +165,7 @@ describe("dashboard and playground in a browser", { skip, timeout: 60_000 }, () 
 
   test("without a broker WebSocket URL the playground says what it needs", async () => {
     const plain = new Gateway(
-      buildSettings({
+      testSettings({
         projects: ["general"],
         broker: { port: await freePort(), wsPort: 0 },
         http: { port: 0 },

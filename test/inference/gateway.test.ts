@@ -8,7 +8,8 @@ import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
-import { buildSettings, mergeInputs, type SettingsInput } from "../../src/config/load.js";
+import { mergeInputs, type SettingsInput } from "../../src/config/load.js";
+import { testSettings } from "../support/settings.js";
 import { Gateway } from "../../src/gateway.js";
 import { freePort } from "../support/brokers.js";
 import { GameClient } from "../support/gameClient.js";
@@ -29,7 +30,7 @@ const skip =
 
 async function startInProcess(overrides: SettingsInput) {
   const port = await freePort();
-  const settings = buildSettings(
+  const settings = testSettings(
     mergeInputs(
       {
         projects: ["general", "maze"],

@@ -1,7 +1,8 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import mqtt from "mqtt";
-import { buildSettings, mergeInputs, type SettingsInput } from "../../src/config/load.js";
+import { mergeInputs, type SettingsInput } from "../../src/config/load.js";
+import { testSettings } from "../support/settings.js";
 import { Gateway } from "../../src/gateway.js";
 import { freePort, startAedes } from "../support/brokers.js";
 import { FakeModelServer } from "../support/fakeModelServer.js";
@@ -10,7 +11,7 @@ import { GameClient } from "../support/gameClient.js";
 async function startEmbedded(model: FakeModelServer, overrides: SettingsInput = {}) {
   const port = await freePort();
   const wsPort = await freePort();
-  const settings = buildSettings(
+  const settings = testSettings(
     mergeInputs(
       {
         projects: ["general"],
@@ -83,7 +84,7 @@ describe("embedded broker", () => {
   test("when its port is taken by a running broker, the gateway uses that broker", async () => {
     const model = await FakeModelServer.start();
     const existing = await startAedes();
-    const settings = buildSettings({
+    const settings = testSettings({
       projects: ["general"],
       broker: { port: existing.port, wsPort: 0 },
       server: { url: model.url },

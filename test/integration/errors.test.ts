@@ -1,6 +1,6 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { buildSettings } from "../../src/config/load.js";
+import { testSettings } from "../support/settings.js";
 import { Gateway } from "../../src/gateway.js";
 import { freePort, startAedes, type TestBroker } from "../support/brokers.js";
 import { contextOverflow, FakeModelServer } from "../support/fakeModelServer.js";
@@ -156,7 +156,7 @@ describe("model server down at start", () => {
     const broker = await startAedes();
     const port = await freePort();
     const gateway = new Gateway(
-      buildSettings({
+      testSettings({
         projects: ["general"],
         mqtt: { url: broker.url },
         server: { url: `http://127.0.0.1:${port}/v1`, probeIntervalSec: 0.1, timeoutSec: 2 },

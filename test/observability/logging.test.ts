@@ -1,7 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { Writable } from "node:stream";
-import { buildSettings } from "../../src/config/load.js";
+import { testSettings } from "../support/settings.js";
 import { Gateway } from "../../src/gateway.js";
 import { createLogger } from "../../src/observability/logger.js";
 import { startAedes } from "../support/brokers.js";
@@ -29,7 +29,7 @@ test("one info line per turn with project, session, latency, tokens and outcome 
   const broker = await startAedes();
   const model = await FakeModelServer.start();
   const { lines, stream } = capture();
-  const settings = buildSettings({
+  const settings = testSettings({
     projects: ["general"],
     mqtt: { url: broker.url, username: "gateway", password: "mqtt-secret" },
     server: { url: model.url, apiKey: "sk-secret-key" },

@@ -82,3 +82,15 @@ describe("routeTopic", () => {
     }
   });
 });
+
+describe("subscriptionTopics in a share group", () => {
+  test("every filter is shared under the group, the plain ones otherwise", () => {
+    const plain = subscriptionTopics(["maze", "general"]);
+    const shared = subscriptionTopics(["maze", "general"], "llmqtt");
+    assert.ok(plain.includes("maze/state") && plain.includes("general/user_input"));
+    assert.deepEqual(
+      shared,
+      plain.map((topic) => `$share/llmqtt/${topic}`),
+    );
+  });
+});

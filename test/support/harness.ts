@@ -1,4 +1,5 @@
-import { buildSettings, mergeInputs, type SettingsInput } from "../../src/config/load.js";
+import { mergeInputs, type SettingsInput } from "../../src/config/load.js";
+import { testSettings } from "./settings.js";
 import { Gateway } from "../../src/gateway.js";
 import { createLogger } from "../../src/observability/logger.js";
 import { FakeModelServer, type FakeModelServerOptions } from "./fakeModelServer.js";
@@ -22,7 +23,7 @@ export async function startRig(
   modelOptions: FakeModelServerOptions = {},
 ): Promise<Rig> {
   const model = await FakeModelServer.start(modelOptions);
-  const settings = buildSettings(
+  const settings = testSettings(
     mergeInputs(
       {
         mqtt: { url: broker.url, reconnectPeriodMs: 200 },
