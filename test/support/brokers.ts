@@ -36,29 +36,59 @@ export function mosquittoAvailable(): boolean {
   return spawnSync("sh", ["-c", "command -v mosquitto || test -x /usr/sbin/mosquitto"]).status === 0;
 }
 
+export interface MosquittoOptions {
+  /** Listen here instead of a free port (e.g. to start it again where it was). */
+  port?: number;
+  /**
+   * Keep sessions and queued messages in this directory across a stop and start (saved on
+   * SIGTERM), as a production broker does; default: no persistence.
+   */
+  persistenceDir?: string;
+  /** Lines appended to the generated config, after the listener (TLS, ACLs, password files). */
+  extraConfig?: string;
+  /** Replaces the whole listener block (e.g. a TLS listener); `{port}` is filled in. */
+  listener?: string;
+  /** URL scheme the tests use to reach it; default mqtt. */
+  scheme?: string;
+}
+
+export interface RestartableBroker extends TestBroker {
+  /** Starts it again on the same port with the same config (after stop()). */
+  restart(): Promise<void>;
+}
+
 /** Real Mosquitto on a free loopback port, with a config of our own (no system service needed). */
-export async function startMosquitto(port?: number): Promise<TestBroker> {
-  const chosen = port ?? (await freePort());
+export async function startMosquitto(options: MosquittoOptions = {}): Promise<RestartableBroker> {
+  const chosen = options.port ?? (await freePort());
   const dir = mkdtempSync(join(tmpdir(), "llmqtt-mosquitto-"));
   const config = join(dir, "mosquitto.conf");
-  writeFileSync(
-    config,
-    `listener ${chosen} 127.0.0.1\nallow_anonymous true\npersistence false\nset_tcp_nodelay true\n`,
+  const listener = (options.listener ?? "listener {port} 127.0.0.1\nallow_anonymous true").replaceAll(
+    "{port}",
+    String(chosen),
   );
+  const persistence = options.persistenceDir
+    ? `persistence true\npersistence_location ${options.persistenceDir}/\nautosave_interval 1\n`
+    : "persistence false\n";
+  writeFileSync(config, `${listener}\n${persistence}set_tcp_nodelay true\n${options.extraConfig ?? ""}\n`);
   const binary =
     spawnSync("sh", ["-c", "command -v mosquitto"]).stdout.toString().trim() || "/usr/sbin/mosquitto";
-  const child: ChildProcess = spawn(binary, ["-c", config], { stdio: ["ignore", "ignore", "pipe"] });
-  let stderr = "";
-  child.stderr?.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
-  await waitForPort(
-    chosen,
-    () => child.exitCode !== null,
-    () => stderr,
-  );
+  let child: ChildProcess;
+  const launch = async () => {
+    child = spawn(binary, ["-c", config], { stdio: ["ignore", "ignore", "pipe"] });
+    let stderr = "";
+    child.stderr?.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
+    await waitForPort(
+      chosen,
+      () => child.exitCode !== null,
+      () => stderr,
+    );
+  };
+  await launch();
   return {
     name: "mosquitto",
-    url: `mqtt://127.0.0.1:${chosen}`,
+    url: `${options.scheme ?? "mqtt"}://127.0.0.1:${chosen}`,
     port: chosen,
+    restart: launch,
     stop: () =>
       new Promise<void>((resolve) => {
         if (child.exitCode !== null) return resolve();
@@ -76,9 +106,9 @@ export async function freePort(): Promise<number> {
   return port;
 }
 
-async function waitForPort(port: number, exited: () => boolean, output: () => string): Promise<void> {
+export async function waitForPort(port: number, exited: () => boolean, output: () => string): Promise<void> {
   for (let attempt = 0; attempt < 100; attempt++) {
-    if (exited()) throw new Error(`mosquitto exited: ${output()}`);
+    if (exited()) throw new Error(`server exited: ${output()}`);
     const open = await new Promise<boolean>((resolve) => {
       const socket = new Socket();
       socket.once("connect", () => (socket.destroy(), resolve(true)));
@@ -88,5 +118,5 @@ async function waitForPort(port: number, exited: () => boolean, output: () => st
     if (open) return;
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
-  throw new Error(`mosquitto did not listen on ${port}: ${output()}`);
+  throw new Error(`nothing listened on ${port}: ${output()}`);
 }

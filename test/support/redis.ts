@@ -1,0 +1,37 @@
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { freePort, waitForPort } from "./brokers.js";
+
+export interface TestRedis {
+  readonly url: string;
+  stop(): Promise<void>;
+}
+
+export function redisAvailable(): boolean {
+  return spawnSync("sh", ["-c", "command -v redis-server"]).status === 0;
+}
+
+/** A throwaway redis-server on a free loopback port: no persistence, nothing on disk. */
+export async function startRedis(): Promise<TestRedis> {
+  const port = await freePort();
+  const child: ChildProcess = spawn(
+    "redis-server",
+    ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+    { stdio: ["ignore", "ignore", "pipe"] },
+  );
+  let stderr = "";
+  child.stderr?.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
+  await waitForPort(
+    port,
+    () => child.exitCode !== null,
+    () => stderr,
+  );
+  return {
+    url: `redis://127.0.0.1:${port}`,
+    stop: () =>
+      new Promise<void>((resolve) => {
+        if (child.exitCode !== null) return resolve();
+        child.once("exit", () => resolve());
+        child.kill("SIGTERM");
+      }),
+  };
+}
