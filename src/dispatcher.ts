@@ -5,8 +5,10 @@ import type { TurnOutcome, TurnRunner } from "./conversation/turnRunner.js";
 import type { Logger } from "./observability/logger.js";
 import type { GatewayMetrics, InboundKind } from "./observability/metrics.js";
 import { parseInbound, type InboundContext } from "./protocol/inbound.js";
+import { RedeliveryFilter } from "./protocol/redelivery.js";
 import type { InboundIntent, TurnRequest } from "./protocol/types.js";
-import type { ScheduledJob, TurnScheduler } from "./scheduler/scheduler.js";
+import type { SessionOrder } from "./scaleout/sessionOrder.js";
+import type { Admission, ScheduledJob, TurnScheduler } from "./scheduler/scheduler.js";
 import type { SessionManager } from "./sessions/manager.js";
 import { sessionKeyString } from "./sessions/record.js";
 
@@ -19,6 +21,20 @@ export interface DispatcherDeps {
   replies: ReplyPublisher;
   metrics: GatewayMetrics;
   logger: Logger;
+  /**
+   * Several instances in a share group: a session's work waits here for its turn across all of
+   * them before it enters this instance's scheduler.
+   */
+  order?: SessionOrder;
+  /** Requests waiting for their session's turn, at most (the scheduler's queue limit). */
+  maxWaiting: number;
+}
+
+type Refusal = Extract<Admission, { accepted: false }>["reason"];
+
+/** A request waiting for its session's turn across instances; dropped at shutdown. */
+interface Waiting {
+  cancel(): void;
 }
 
 type Intent<T extends InboundIntent["type"]> = Extract<InboundIntent, { type: T }>;
@@ -28,9 +44,17 @@ type Intent<T extends InboundIntent["type"]> = Extract<InboundIntent, { type: T 
  * scheduler, apply a session change, or answer a refusal.
  */
 export class MessageDispatcher {
+  private readonly waiting = new Set<Waiting>();
+  private readonly redeliveries = new RedeliveryFilter();
+  private accepting = true;
+
   constructor(private readonly deps: DispatcherDeps) {}
 
-  handle(topic: string, payload: Buffer, packet?: IPublishPacket): void {
+  /**
+   * Takes in one message. In a share group the returned promise settles once the request holds
+   * its place in the session's order, and the transport acknowledges the message only then.
+   */
+  handle(topic: string, payload: Buffer, packet?: IPublishPacket): void | Promise<void> {
     const properties = packet?.properties;
     const intent = parseInbound(topic, payload, this.deps.inbound, {
       responseTopic: properties?.responseTopic,
@@ -43,6 +67,7 @@ export class MessageDispatcher {
     );
     switch (intent.type) {
       case "turn":
+        if (this.isRedelivery(intent.turn, packet?.dup === true)) return;
         return this.admitTurn(intent.turn);
       case "template":
         return this.applyTemplate(intent);
@@ -54,9 +79,32 @@ export class MessageDispatcher {
     }
   }
 
-  private admitTurn(turn: TurnRequest): void {
-    const { scheduler, runner, replies, metrics, logger } = this.deps;
-    const admission = scheduler.submit({
+  /** A request taken in already and delivered again (DUP) is not answered twice. */
+  private isRedelivery(turn: TurnRequest, dup: boolean): boolean {
+    if (turn.requestId === undefined) return false;
+    const key = `${sessionKeyString(turn)}\u0000${turn.requestId}`;
+    if (!this.redeliveries.isRepeat(key, dup)) return false;
+    this.deps.logger.info(
+      { project: turn.project, sessionId: turn.sessionId, requestId: turn.requestId },
+      "request delivered again by the broker; already taken in, not answered twice",
+    );
+    return true;
+  }
+
+  /** Shutdown: nothing new is taken in, and requests still waiting for their turn are answered. */
+  stopAccepting(): void {
+    this.accepting = false;
+    for (const waiting of [...this.waiting]) waiting.cancel();
+  }
+
+  private admitTurn(turn: TurnRequest): void | Promise<void> {
+    const { runner, replies, metrics, logger } = this.deps;
+    const refuse = (reason: Refusal): void => {
+      metrics.rejected(turn.project, reason);
+      logger.warn({ project: turn.project, sessionId: turn.sessionId, reason }, "turn refused");
+      replies.refusal(turn, reason);
+    };
+    return this.submit(refuse, {
       sessionKey: sessionKeyString(turn),
       kind: turn.kind === "maze_state" ? "snapshot" : "turn",
       rateLimitPerMinute: this.deps.projects.get(turn.project).rateLimitPerMinute,
@@ -71,13 +119,46 @@ export class MessageDispatcher {
         else replies.refusal(turn, "shutting_down");
       },
     });
-    if (admission.accepted) return;
-    metrics.rejected(turn.project, admission.reason);
-    logger.warn(
-      { project: turn.project, sessionId: turn.sessionId, reason: admission.reason },
-      "turn refused",
-    );
-    replies.refusal(turn, admission.reason);
+  }
+
+  /** To the scheduler, directly or (in a share group) once the session's turn has come. */
+  private submit(refuse: (reason: Refusal) => void, job: ScheduledJob): void | Promise<void> {
+    const { order, scheduler } = this.deps;
+    if (!order) {
+      const admission = scheduler.submit(job);
+      if (!admission.accepted) refuse(admission.reason);
+      return;
+    }
+    if (!this.accepting) return refuse("shutting_down");
+    if (order.held >= this.deps.maxWaiting) return refuse("overloaded");
+    return this.submitInOrder(order, refuse, job);
+  }
+
+  private async submitInOrder(order: SessionOrder, refuse: (reason: Refusal) => void, job: ScheduledJob) {
+    // A rejection here (Redis unreachable) leaves the message unacknowledged: the broker delivers it again.
+    const ticket = await order.enter(job.sessionKey);
+    const waiting: Waiting = {
+      cancel: () => {
+        this.waiting.delete(waiting);
+        job.cancel("shutdown");
+        void ticket.finish();
+      },
+    };
+    this.waiting.add(waiting);
+    void ticket.ready.then(() => {
+      if (!this.waiting.delete(waiting)) return; // answered at shutdown already
+      const admission = this.deps.scheduler.submit({
+        ...job,
+        run: () => job.run().finally(() => ticket.finish()),
+        cancel: (reason) => {
+          job.cancel(reason);
+          void ticket.finish();
+        },
+      });
+      if (admission.accepted) return;
+      refuse(admission.reason);
+      void ticket.finish();
+    });
   }
 
   private finish(turn: TurnRequest, outcome: TurnOutcome): void {
@@ -108,7 +189,7 @@ export class MessageDispatcher {
     replies.answer(turn, outcome);
   }
 
-  private applyTemplate(intent: Intent<"template">): void {
+  private applyTemplate(intent: Intent<"template">): void | Promise<void> {
     const { project, sessionId, prompt, reset } = intent;
     const { sessions, logger, replies } = this.deps;
     if (sessionId === undefined) {
@@ -117,14 +198,14 @@ export class MessageDispatcher {
         .then((count) => logger.info({ project, sessions: count, reset }, "project system prompt replaced"));
       return;
     }
-    this.control(project, sessionId, async () => {
+    return this.control(project, sessionId, async () => {
       await sessions.setSessionPrompt({ project, sessionId }, prompt, reset);
       logger.info({ project, sessionId, reset }, "session system prompt replaced");
       replies.notice(project, sessionId, "Template updated");
     });
   }
 
-  private applyForget(intent: Intent<"clear_history" | "delete_session">): void {
+  private applyForget(intent: Intent<"clear_history" | "delete_session">): void | Promise<void> {
     const { project, sessionId, type } = intent;
     const { sessions, logger, replies } = this.deps;
     const forget = async () => {
@@ -139,13 +220,15 @@ export class MessageDispatcher {
     // One session's clear waits behind its queued turns; "all" applies now (in-flight turns
     // of cleared sessions then skip their commit, see SessionRecord.generation).
     if (sessionId === undefined) void forget();
-    else this.control(project, sessionId, forget);
+    else return this.control(project, sessionId, forget);
   }
 
   /** Runs a session-local change in that session's queue, after the turns that arrived before it. */
-  private control(project: string, sessionId: string, change: () => Promise<void>): void {
-    const { scheduler, logger } = this.deps;
-    const job: ScheduledJob = {
+  private control(project: string, sessionId: string, change: () => Promise<void>): void | Promise<void> {
+    const { logger } = this.deps;
+    const refuse = (reason: Refusal): void =>
+      logger.warn({ project, sessionId, reason }, "session change refused");
+    return this.submit(refuse, {
       sessionKey: sessionKeyString({ project, sessionId }),
       kind: "control",
       run: () =>
@@ -153,10 +236,7 @@ export class MessageDispatcher {
           logger.error({ err: error, project, sessionId }, "session change failed"),
         ),
       cancel: () => logger.warn({ project, sessionId }, "session change dropped at shutdown"),
-    };
-    const admission = scheduler.submit(job);
-    if (!admission.accepted)
-      logger.warn({ project, sessionId, reason: admission.reason }, "session change refused");
+    });
   }
 
   private refuse(intent: Intent<"rejected">, topic: string): void {

@@ -7,16 +7,19 @@ import { BridgeSettingsSchema, type MqttSettings, type Settings } from "./config
 import { ReplyPublisher } from "./conversation/replies.js";
 import { TurnRunner } from "./conversation/turnRunner.js";
 import { MessageDispatcher } from "./dispatcher.js";
+import { RedisSessionOrder } from "./scaleout/sessionOrder.js";
+import { connectRedis } from "./sessions/redisConnection.js";
 import { registerDashboard } from "./observability/dashboard.js";
 import { HttpEndpoint, send, type Readiness } from "./observability/httpServer.js";
 import { createLogger, type Logger } from "./observability/logger.js";
+import { redactUrl } from "./observability/redact.js";
 import { GatewayMetrics, type ServerStatus } from "./observability/metrics.js";
 import type { GatewaySnapshot } from "./observability/snapshot.js";
 import { TranscriptWriter } from "./observability/transcript.js";
 import { subscriptionTopics } from "./protocol/topics.js";
 import { TurnScheduler } from "./scheduler/scheduler.js";
 import { SessionManager } from "./sessions/manager.js";
-import { MemorySessionStore } from "./sessions/memoryStore.js";
+import { createSessionStore, describeSessionStore } from "./sessions/createStore.js";
 import { TokenEstimator } from "./sessions/tokens.js";
 import type { SessionStore } from "./sessions/types.js";
 import { chooseBroker } from "./transport/brokerChoice.js";
@@ -50,6 +53,11 @@ export class Gateway {
   private readonly transcript?: TranscriptWriter;
   private readonly http?: HttpEndpoint;
   private readonly bridge?: Bridge;
+  private readonly dispatcher: MessageDispatcher;
+  /** Per-session order across the instances of a share group. */
+  private readonly order?: RedisSessionOrder;
+  /** Aborts model calls still running when the shutdown grace period is over. */
+  private readonly shutdownController = new AbortController();
   private broker?: EmbeddedBroker;
   private statsTimer?: NodeJS.Timeout;
   private connects = 0;
@@ -66,10 +74,7 @@ export class Gateway {
     const logger = deps.logger ?? createLogger(settings.logging.level, format);
     this.logger = logger;
     this.backend = createModelPool(settings, logger);
-    this.store = new MemorySessionStore({
-      maxSessions: settings.sessions.maxSessions,
-      idleTimeoutSec: settings.sessions.idleTimeoutSec,
-    });
+    this.store = createSessionStore(settings.sessions, logger);
     this.sessions = new SessionManager(this.store, {
       defaultPrompt: (p) => this.projects.get(p).systemPrompt,
     });
@@ -91,6 +96,17 @@ export class Gateway {
     });
 
     const statusTopic = `${this.projects.names[0]}/status`;
+    if (settings.mqtt.shareGroup) {
+      const { redis } = settings.sessions;
+      this.order = new RedisSessionOrder({
+        connect: (name) => connectRedis(redis, logger, name),
+        keyPrefix: redis.keyPrefix,
+        instanceId: clientId,
+        holdTtlMs: SESSION_HOLD_TTL_MS,
+        idleTtlMs: settings.sessions.idleTimeoutSec * 1000,
+        logger,
+      });
+    }
     const dispatcher = new MessageDispatcher({
       inbound: {
         projects: new Set(this.projects.names),
@@ -110,6 +126,7 @@ export class Gateway {
         estimator: new TokenEstimator(),
         logger,
         transcript: this.transcript,
+        shutdown: this.shutdownController.signal,
       }),
       replies: new ReplyPublisher(
         { publish: (topic, payload, options) => this.transport.publish(topic, payload, options) },
@@ -118,7 +135,10 @@ export class Gateway {
       ),
       metrics: this.metrics,
       logger,
+      order: this.order,
+      maxWaiting: settings.scheduler.maxQueue,
     });
+    this.dispatcher = dispatcher;
     this.transport = new MqttTransport(this.settings.mqtt, {
       logger,
       subscriptions: subscriptionTopics(this.projects.names, settings.mqtt.shareGroup),
@@ -165,6 +185,7 @@ export class Gateway {
 
   async start(): Promise<void> {
     await this.store.start();
+    this.logger.info(describeSessionStore(this.settings.sessions), "session store ready");
     this.backend.onHealthChange(() => {
       const slots = this.capacity();
       if (slots === this.scheduler.concurrency) return;
@@ -180,15 +201,33 @@ export class Gateway {
     this.broker = embedded;
     this.brokerUrl = url;
     this.brokerWsUrl = wsUrl;
+    await this.order?.start();
     await this.transport.start(url, credentials);
     await this.bridge?.start(url, credentials);
     this.startStatsLine();
     this.logger.info({ projects: this.projects.names, slots: this.scheduler.concurrency }, "llmqtt ready");
   }
 
+  /**
+   * Graceful drain: nothing new is taken in (new requests are answered "shutting down"), turns in
+   * flight and queued get the grace period to finish, then whatever is still queued is answered
+   * "shutting down" and model calls still running are aborted (answered the same way). Then
+   * `offline`, and every connection and store is closed.
+   */
   async stop(): Promise<void> {
     clearInterval(this.statsTimer);
-    await this.scheduler.drain(this.settings.shutdown.graceSec * 1000);
+    const graceMs = this.settings.shutdown.graceSec * 1000;
+    const drained = this.scheduler.drain(graceMs);
+    this.dispatcher.stopAccepting();
+    if (!(await settlesWithin(drained, graceMs))) {
+      this.logger.warn(
+        { inFlight: this.scheduler.inFlight, graceSec: this.settings.shutdown.graceSec },
+        "grace period over: aborting model calls still running",
+      );
+      this.shutdownController.abort();
+      await settlesWithin(drained, ABORT_WAIT_MS);
+    }
+    await this.order?.stop();
     await this.status.stop();
     await this.bridge?.stop();
     await this.transport.stop();
@@ -229,7 +268,12 @@ export class Gateway {
       version: VERSION,
       startedAt: new Date(this.startedAt).toISOString(),
       uptimeSec: Math.round((Date.now() - this.startedAt) / 1000),
-      broker: { connected: this.transport.connected, url: this.brokerUrl, wsUrl: this.brokerWsUrl },
+      broker: {
+        connected: this.transport.connected,
+        // Published on the bridge and served over HTTP: the connection's password stays here.
+        url: this.brokerUrl && redactUrl(this.brokerUrl),
+        wsUrl: this.brokerWsUrl,
+      },
       servers: this.serverStatuses(),
       scheduler: {
         queued: this.scheduler.queued,
@@ -277,6 +321,19 @@ export class Gateway {
     }, intervalSec * 1000);
     this.statsTimer.unref();
   }
+}
+
+/** How long a dead instance's turns keep their sessions blocked in a share group. */
+const SESSION_HOLD_TTL_MS = 10_000;
+/** Aborted model calls end at once; this only bounds shutdown if one does not. */
+const ABORT_WAIT_MS = 5000;
+
+async function settlesWithin(promise: Promise<void>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), ms)));
+  const settled = await Promise.race([promise.then(() => true), timeout]);
+  clearTimeout(timer);
+  return settled;
 }
 
 /**

@@ -20,18 +20,20 @@ type Command = (args: JsonObject, ctx: BridgeContext) => Promise<unknown>;
  */
 export const COMMANDS: Readonly<Record<string, Command>> = {
   projects: async (_args, { projects, sessions }) =>
-    projects.names.map((name) => {
-      const { responseFormat, sampling, rateLimitPerMinute, tools, toolChoice } = projects.get(name);
-      return {
-        name,
-        systemPrompt: sessions.projectPrompt(name),
-        responseFormat,
-        sampling,
-        rateLimitPerMinute,
-        tools: tools.map((tool) => tool.name),
-        toolChoice,
-      };
-    }),
+    Promise.all(
+      projects.names.map(async (name) => {
+        const { responseFormat, sampling, rateLimitPerMinute, tools, toolChoice } = projects.get(name);
+        return {
+          name,
+          systemPrompt: await sessions.projectPrompt(name),
+          responseFormat,
+          sampling,
+          rateLimitPerMinute,
+          tools: tools.map((tool) => tool.name),
+          toolChoice,
+        };
+      }),
+    ),
 
   sessions: async (args, { projects, sessions }) => {
     const names = args.project === undefined ? projects.names : [project(args, projects)];
@@ -58,7 +60,7 @@ export const COMMANDS: Readonly<Record<string, Command>> = {
 
   prompt_get: async (args, { projects, sessions }) => {
     const name = project(args, projects);
-    return { project: name, systemPrompt: sessions.projectPrompt(name) };
+    return { project: name, systemPrompt: await sessions.projectPrompt(name) };
   },
 
   /** The project default and every session of the project, like a global template (A5). */

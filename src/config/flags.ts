@@ -238,6 +238,13 @@ const FLAGS: FlagSpec[] = [
       "start a fresh broker session on each connect, dropping requests queued meanwhile (default: false)",
   },
   {
+    flags: "--mqtt-qos <1|2>",
+    path: "mqtt.qos",
+    parse: parseNumber,
+    description:
+      "QoS of subscriptions and replies: 1 = at least once, 2 = exactly once for clients subscribing with QoS 2 (default: 1)",
+  },
+  {
     flags: "--mqtt-session-expiry <seconds>",
     path: "mqtt.sessionExpirySec",
     parse: parseNumber,

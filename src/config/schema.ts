@@ -26,6 +26,11 @@ export const MqttSettingsSchema = z.strictObject({
    * subscriptions and queues QoS 1 requests while llmqtt is away, and delivers them on return.
    */
   clean: z.boolean().default(false),
+  /**
+   * QoS of llmqtt's subscriptions and of what it publishes. 1: every reply arrives at least once
+   * (a broker restart may deliver one twice). 2: exactly once, for clients that subscribe with 2.
+   */
+  qos: z.union([z.literal(1), z.literal(2)]).default(1),
   /** MQTT 5: how long the broker keeps the session after a disconnect (3.1.1: the broker decides). */
   sessionExpirySec: nonNegativeInt.default(3600),
   /**
@@ -262,6 +267,14 @@ export const SettingsSchema = z
           message: "a password needs a username too",
         });
       }
+    }
+    // Instances of a share group each see part of every session's requests: only a shared store works.
+    if (settings.mqtt.shareGroup !== undefined && settings.sessions.store !== "redis") {
+      ctx.addIssue({
+        code: "custom",
+        path: ["sessions", "store"],
+        message: "a share group (mqtt.shareGroup) needs the redis session store, shared by every instance",
+      });
     }
   });
 

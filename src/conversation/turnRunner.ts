@@ -32,6 +32,8 @@ export interface TurnRunnerDeps {
   estimator: TokenEstimator;
   logger: Logger;
   transcript?: TranscriptWriter;
+  /** Aborted when shutdown can wait no longer: model calls still running end as "shutting down". */
+  shutdown?: AbortSignal;
   now?: () => number;
 }
 
@@ -131,7 +133,10 @@ export class TurnRunner {
   ): Promise<{ result: ChatResult; sent: ChatMessage[] }> {
     const { backend, estimator } = this.deps;
     try {
-      return { result: this.observe(messages, await backend.chat({ ...request, messages })), sent: messages };
+      return {
+        result: this.observe(messages, await backend.chat({ ...request, messages }, this.deps.shutdown)),
+        sent: messages,
+      };
     } catch (error) {
       if (!(error instanceof BackendError) || error.code !== "context_overflow") throw error;
       if (error.promptTokens) estimator.observe(messages, error.promptTokens);
@@ -144,7 +149,10 @@ export class TurnRunner {
         "context exceeded; retrying with fewer turns",
       );
       return {
-        result: this.observe(shorter, await backend.chat({ ...request, messages: shorter })),
+        result: this.observe(
+          shorter,
+          await backend.chat({ ...request, messages: shorter }, this.deps.shutdown),
+        ),
         sent: shorter,
       };
     }

@@ -1,7 +1,13 @@
 import type { ChatMessage } from "../backends/types.js";
-import { KeyedLock } from "./keyedLock.js";
-import { cloneRecord, copyMessage, freshMazeCounters, newSessionRecord, sessionKeyString } from "./record.js";
-import type { MazeCounters, SessionKey, SessionRecord, SessionStore } from "./types.js";
+import { cloneRecord, copyMessage, freshMazeCounters, newSessionRecord } from "./record.js";
+import {
+  DELETE_SESSION,
+  type MazeCounters,
+  type SessionKey,
+  type SessionRecord,
+  type SessionStore,
+  type StoredSession,
+} from "./types.js";
 
 /**
  * Stored history is cut to this many messages (whole pairs) only as a memory safety net; the
@@ -16,15 +22,15 @@ export interface SessionManagerOptions {
   now?: () => number;
 }
 
+/** A change of a session that exists; undefined leaves it as it is. */
+type ExistingChange = (current: StoredSession) => StoredSession | typeof DELETE_SESSION | undefined;
+
 /**
  * The session rules (PROTOCOL A5, A6, B2, B4) over any SessionStore. Every change to one session
- * is a read-modify-write under that session's lock, so e.g. a commit and a clear never interleave
- * across the store's awaits.
+ * is one atomic store update, so e.g. a commit and a clear never interleave, not even when several
+ * gateway processes share the store.
  */
 export class SessionManager {
-  private readonly lock = new KeyedLock();
-  /** Project prompts replaced at run time by a global template; others use the default. */
-  private readonly projectPrompts = new Map<string, string>();
   private readonly defaultPrompt: (project: string) => string;
   private readonly now: () => number;
 
@@ -36,19 +42,15 @@ export class SessionManager {
     this.now = options.now ?? Date.now;
   }
 
-  projectPrompt(project: string): string {
-    return this.projectPrompts.get(project) ?? this.defaultPrompt(project);
+  /** The prompt new sessions of the project start with: a global template's (A5), else the configured one. */
+  async projectPrompt(project: string): Promise<string> {
+    return (await this.store.getProjectPrompt(project)) ?? this.defaultPrompt(project);
   }
 
   /** Global template (A5): new default for the project, applied to each of its sessions. */
   async setProjectPrompt(project: string, prompt: string, reset: boolean): Promise<number> {
-    this.projectPrompts.set(project, prompt);
-    return this.forEachTarget(project, undefined, (key) =>
-      this.update(key, (record) => {
-        record.systemPrompt = prompt;
-        if (reset) resetTurns(record);
-      }),
-    );
+    await this.store.setProjectPrompt(project, prompt);
+    return this.changeEach(project, undefined, (record) => withPrompt(record, prompt, reset));
   }
 
   /**
@@ -56,59 +58,58 @@ export class SessionManager {
    * history kept (B4). Returns a copy.
    */
   async open(key: SessionKey, systemPromptOverride?: string): Promise<SessionRecord> {
-    return this.lock.run(sessionKeyString(key), async () => {
-      // A store hands out its own copy on get (nothing it keeps), so `stored` is ours to return.
-      const stored = await this.store.get(key);
-      if (stored && (systemPromptOverride ?? stored.systemPrompt) === stored.systemPrompt) return stored;
-      const record = stored ?? newSessionRecord(key, this.projectPrompt(key.project), this.now());
-      if (systemPromptOverride !== undefined) record.systemPrompt = systemPromptOverride;
-      await this.store.put(record);
-      return cloneRecord(record);
-    });
+    const override = (record: StoredSession) =>
+      systemPromptOverride === undefined || systemPromptOverride === record.systemPrompt
+        ? undefined
+        : withPrompt(record, systemPromptOverride, false);
+    const existing = await this.store.update(key, (current) => current && override(current));
+    if (existing) return cloneRecord(existing);
+    // Only a new session needs the project prompt: one store round trip less on every other turn.
+    const prompt = systemPromptOverride ?? (await this.projectPrompt(key.project));
+    const opened = await this.store.update(key, (current) =>
+      current ? override(current) : newSessionRecord(key, prompt, this.now()),
+    );
+    return cloneRecord(opened!);
   }
 
   /**
    * Stores a completed turn (B2): user message and reply together, only if the session still
    * exists at `generation`; a clear or reset since the turn was opened wins and nothing changes.
    */
-  async commitTurn(
+  commitTurn(
     key: SessionKey,
     generation: number,
     user: ChatMessage,
     assistant: ChatMessage,
     maze?: MazeCounters,
   ): Promise<boolean> {
-    return this.lock.run(sessionKeyString(key), async () => {
-      const record = await this.store.get(key);
-      if (!record || record.generation !== generation) return false;
-      record.history.push(copyMessage(user), copyMessage(assistant));
-      const excess = record.history.length - MAX_STORED_MESSAGES;
-      if (excess > 0) record.history.splice(0, excess + (excess % 2)); // keep pairs whole
-      if (maze) record.maze = { ...maze };
-      record.lastActiveAt = this.now();
-      await this.store.put(record);
-      return true;
-    });
+    return this.changeExisting(key, (record) =>
+      record.generation === generation
+        ? {
+            ...record,
+            history: appendTurn(record.history, user, assistant),
+            maze: maze ? { ...maze } : record.maze,
+            lastActiveAt: this.now(),
+          }
+        : undefined,
+    );
   }
 
   /** Per-session template (A5): creates the session if missing; the project default is untouched (B4). */
   async setSessionPrompt(key: SessionKey, prompt: string, reset: boolean): Promise<void> {
-    await this.lock.run(sessionKeyString(key), async () => {
-      const record = (await this.store.get(key)) ?? newSessionRecord(key, prompt, this.now());
-      record.systemPrompt = prompt;
-      if (reset) resetTurns(record);
-      await this.store.put(record);
-    });
+    await this.store.update(key, (current) =>
+      withPrompt(current ?? newSessionRecord(key, prompt, this.now()), prompt, reset),
+    );
   }
 
   /** Drops turns and maze counters, keeps the system prompt (A6). No sessionId = the whole project. */
-  async clear(project: string, sessionId?: string): Promise<number> {
-    return this.forEachTarget(project, sessionId, (key) => this.update(key, resetTurns));
+  clear(project: string, sessionId?: string): Promise<number> {
+    return this.changeEach(project, sessionId, resetTurns);
   }
 
   /** Forgets sessions entirely (A6). No sessionId = every session of the project. */
-  async delete(project: string, sessionId?: string): Promise<number> {
-    return this.forEachTarget(project, sessionId, (key) => this.store.delete(key));
+  delete(project: string, sessionId?: string): Promise<number> {
+    return this.changeEach(project, sessionId, () => DELETE_SESSION);
   }
 
   count(): Promise<number> {
@@ -122,42 +123,56 @@ export class SessionManager {
 
   /** A copy of one session, or undefined; reading counts as use for expiry. */
   async read(key: SessionKey): Promise<SessionRecord | undefined> {
-    const record = await this.store.get(key);
+    const record = await this.store.update(key, () => undefined);
     return record && cloneRecord(record);
   }
 
   /**
-   * Runs `action` under each target session's lock; returns how many reported a change. With a
-   * session id the lock is taken synchronously, so calls queue up in the order they were made.
+   * Applies `change` to each target session; returns how many it changed. With a session id the
+   * update starts synchronously, so calls apply in the order they were made.
    */
-  private async forEachTarget(
+  private async changeEach(
     project: string,
     sessionId: string | undefined,
-    action: (key: SessionKey) => Promise<boolean>,
+    change: ExistingChange,
   ): Promise<number> {
     const ids = sessionId === undefined ? await this.store.list(project) : [sessionId];
-    const results = await Promise.all(
-      ids.map((id) => {
-        const key = { project, sessionId: id };
-        return this.lock.run(sessionKeyString(key), () => action(key));
-      }),
+    const changed = await Promise.all(
+      ids.map((id) => this.changeExisting({ project, sessionId: id }, change)),
     );
-    return results.filter(Boolean).length;
+    return changed.filter(Boolean).length;
   }
 
-  /** Read-modify-write of an existing session; false if there is none. Call under its lock. */
-  private async update(key: SessionKey, change: (record: SessionRecord) => void): Promise<boolean> {
-    const record = await this.store.get(key);
-    if (!record) return false;
-    change(record);
-    await this.store.put(record);
-    return true;
+  /** One atomic update of an existing session; true if `change` changed it. */
+  private async changeExisting(key: SessionKey, change: ExistingChange): Promise<boolean> {
+    let changed = false;
+    await this.store.update(key, (current) => {
+      const next = current && change(current);
+      changed = next !== undefined;
+      return next;
+    });
+    return changed;
   }
 }
 
+function withPrompt(record: StoredSession, systemPrompt: string, reset: boolean): StoredSession {
+  const prompted = { ...record, systemPrompt };
+  return reset ? resetTurns(prompted) : prompted;
+}
+
 /** Starts the session over: a turn opened before this can no longer commit. */
-function resetTurns(record: SessionRecord): void {
-  record.history = [];
-  record.maze = freshMazeCounters();
-  record.generation++;
+function resetTurns(record: StoredSession): StoredSession {
+  return { ...record, history: [], maze: freshMazeCounters(), generation: record.generation + 1 };
+}
+
+/** The history with one more turn; beyond MAX_STORED_MESSAGES the oldest whole pairs go. */
+function appendTurn(
+  history: StoredSession["history"],
+  user: ChatMessage,
+  assistant: ChatMessage,
+): ChatMessage[] {
+  const excess = history.length + 2 - MAX_STORED_MESSAGES;
+  const kept = excess > 0 ? history.slice(excess + (excess % 2)) : history;
+  // concat allocates exactly the length needed; push would leave spare capacity in every session.
+  return kept.concat(copyMessage(user), copyMessage(assistant));
 }

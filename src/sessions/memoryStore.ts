@@ -1,5 +1,11 @@
-import { cloneRecord, sessionKeyString } from "./record.js";
-import type { SessionKey, SessionRecord, SessionStore } from "./types.js";
+import { sessionKeyString } from "./record.js";
+import {
+  DELETE_SESSION,
+  type SessionChange,
+  type SessionKey,
+  type SessionStore,
+  type StoredSession,
+} from "./types.js";
 
 export type EvictionReason = "lru" | "idle";
 
@@ -13,19 +19,22 @@ export interface MemorySessionStoreOptions {
 }
 
 interface Entry {
-  record: SessionRecord;
-  /** Last get or put, by the store's clock; drives both LRU order and idle expiry. */
+  /** Shared with callers, never changed in place: an update replaces it. */
+  record: StoredSession;
+  /** Last update (reads are updates that change nothing), by the store's clock; drives both LRU order and idle expiry. */
   usedAt: number;
 }
 
 /**
- * Sessions in process memory, bounded by count (LRU) and by idleness. The Map's insertion order
- * is the LRU order: every use deletes and re-inserts, so the oldest-used entry is always first.
+ * Sessions in process memory, bounded by count (LRU) and by idleness; lost on restart. The Map's
+ * insertion order is the LRU order: every use deletes and re-inserts, so the oldest-used entry is
+ * always first. Records are shared, not copied: StoredSession is read-only.
  */
 export class MemorySessionStore implements SessionStore {
   private readonly entries = new Map<string, Entry>();
   /** Session ids per project, so listing a project never scans the others. */
   private readonly byProject = new Map<string, Set<string>>();
+  private readonly projectPrompts = new Map<string, string>();
   private readonly maxSessions: number;
   private readonly idleMs: number;
   private readonly sweepIntervalMs: number;
@@ -52,37 +61,30 @@ export class MemorySessionStore implements SessionStore {
     this.sweepTimer = undefined;
   }
 
-  async get(key: SessionKey): Promise<SessionRecord | undefined> {
+  /** Synchronous inside, hence atomic: nothing else runs between the read and the write. */
+  async update(key: SessionKey, change: SessionChange): Promise<StoredSession | undefined> {
     const id = sessionKeyString(key);
-    const entry = this.entries.get(id);
-    if (!entry) return undefined;
     const now = this.now();
-    if (this.isIdle(entry, now)) {
-      this.evict(id, entry, "idle");
+    const entry = this.liveEntry(id, now);
+    const next = change(entry?.record);
+    if (next === undefined) return entry?.record;
+    if (next === DELETE_SESSION) {
+      if (entry) this.remove(id, entry);
       return undefined;
     }
-    this.touch(id, entry, now);
-    return cloneRecord(entry.record);
-  }
-
-  async put(record: SessionRecord): Promise<void> {
-    const id = sessionKeyString(record);
-    this.touch(id, { record: cloneRecord(record), usedAt: 0 }, this.now());
-    let sessions = this.byProject.get(record.project);
-    if (!sessions) this.byProject.set(record.project, (sessions = new Set()));
-    sessions.add(record.sessionId);
+    if (entry) {
+      entry.record = next;
+      return next;
+    }
+    this.touch(id, { record: next, usedAt: now }, now);
+    let sessions = this.byProject.get(key.project);
+    if (!sessions) this.byProject.set(key.project, (sessions = new Set()));
+    sessions.add(key.sessionId);
     while (this.entries.size > this.maxSessions) {
       const [oldestId, oldest] = this.entries.entries().next().value!;
       this.evict(oldestId, oldest, "lru");
     }
-  }
-
-  async delete(key: SessionKey): Promise<boolean> {
-    const id = sessionKeyString(key);
-    const entry = this.entries.get(id);
-    if (!entry) return false;
-    this.remove(id, entry);
-    return true;
+    return next;
   }
 
   async list(project: string): Promise<string[]> {
@@ -101,6 +103,14 @@ export class MemorySessionStore implements SessionStore {
     return this.entries.size;
   }
 
+  async getProjectPrompt(project: string): Promise<string | undefined> {
+    return this.projectPrompts.get(project);
+  }
+
+  async setProjectPrompt(project: string, prompt: string): Promise<void> {
+    this.projectPrompts.set(project, prompt);
+  }
+
   /** Drops idle sessions; returns how many. Runs on the timer, callable directly. */
   sweep(): number {
     const now = this.now();
@@ -112,6 +122,18 @@ export class MemorySessionStore implements SessionStore {
       dropped++;
     }
     return dropped;
+  }
+
+  /** The entry, touched, unless missing or idle (then it is evicted). */
+  private liveEntry(id: string, now: number): Entry | undefined {
+    const entry = this.entries.get(id);
+    if (!entry) return undefined;
+    if (this.isIdle(entry, now)) {
+      this.evict(id, entry, "idle");
+      return undefined;
+    }
+    this.touch(id, entry, now);
+    return entry;
   }
 
   private isIdle(entry: Entry, now: number): boolean {

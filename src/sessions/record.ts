@@ -1,5 +1,5 @@
 import type { ChatMessage } from "../backends/types.js";
-import type { MazeCounters, SessionKey, SessionRecord } from "./types.js";
+import type { MazeCounters, SessionKey, SessionRecord, StoredSession } from "./types.js";
 
 /** One string per session, for maps and locks; NUL cannot occur in an MQTT topic level. */
 export function sessionKeyString(key: SessionKey): string {
@@ -23,13 +23,13 @@ export function newSessionRecord(key: SessionKey, systemPrompt: string, now: num
   };
 }
 
-export function copyMessage(message: ChatMessage): ChatMessage {
+export function copyMessage(message: Readonly<ChatMessage>): ChatMessage {
   const copy: ChatMessage = { role: message.role, content: message.content };
   if (message.images) copy.images = [...message.images];
   return copy;
 }
 
 /** A deep copy, so no caller ever holds an array or object the store keeps. */
-export function cloneRecord(record: SessionRecord): SessionRecord {
+export function cloneRecord(record: StoredSession): SessionRecord {
   return { ...record, history: record.history.map(copyMessage), maze: { ...record.maze } };
 }

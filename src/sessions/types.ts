@@ -32,18 +32,46 @@ export interface SessionRecord extends SessionKey {
 }
 
 /**
- * Where sessions live. Async so that SQLite and Redis stores fit the same interface. The
- * store only stores; rules (prompts, trimming, commits) live in the session manager.
+ * A session as a store hands it out. Read-only because the memory store shares it rather than
+ * copying it on every turn: a change builds a new record, which may share the unchanged parts.
+ */
+export type StoredSession = Readonly<Omit<SessionRecord, "history" | "maze">> & {
+  readonly history: readonly Readonly<ChatMessage>[];
+  readonly maze: Readonly<MazeCounters>;
+};
+
+/** Returned by a SessionChange to delete the session. */
+export const DELETE_SESSION = Symbol("delete session");
+
+/**
+ * Decides a session's next state from its current one (undefined: none, or idle too long):
+ * a record to store, DELETE_SESSION, or undefined to leave it as it is. It may run more than once
+ * (a store retries it when another process changed the session meanwhile), so it must not have
+ * effects other than its result and what it notes about the last run.
+ */
+export type SessionChange = (
+  current: StoredSession | undefined,
+) => StoredSession | typeof DELETE_SESSION | undefined;
+
+/**
+ * Where sessions and project prompts live. The store only stores; rules (prompts, trimming,
+ * commits) live in the session manager. Every read or change of a session counts as its use for
+ * idle expiry and least-recently-used eviction.
  */
 export interface SessionStore {
-  get(key: SessionKey): Promise<SessionRecord | undefined>;
-  /** Insert or replace the whole record. */
-  put(record: SessionRecord): Promise<void>;
-  delete(key: SessionKey): Promise<boolean>;
+  /**
+   * Applies `change` to one session atomically, also against other processes sharing the store;
+   * resolves with the session as it is afterwards (a change returning undefined makes it a read).
+   * Updates of one session made by one process apply in the order they were called.
+   */
+  update(key: SessionKey, change: SessionChange): Promise<StoredSession | undefined>;
   /** Session ids of one project. */
   list(project: string): Promise<string[]>;
   /** Number of sessions held, all projects. */
   size(): Promise<number>;
+  /** A project prompt set at run time by a global template (PROTOCOL A5); they never expire. */
+  getProjectPrompt(project: string): Promise<string | undefined>;
+  setProjectPrompt(project: string, prompt: string): Promise<void>;
   start(): Promise<void>;
   stop(): Promise<void>;
 }

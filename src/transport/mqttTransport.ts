@@ -19,7 +19,7 @@ export interface LastWill {
 
 export interface TransportOptions {
   logger: Logger;
-  /** Topics subscribed (QoS 1) on every connect, so a reconnect never loses them. */
+  /** Topics subscribed (at mqtt.qos) on every connect, so a reconnect never loses them. */
   subscriptions: string[];
   will?: LastWill;
   /**
@@ -33,7 +33,8 @@ export interface TransportOptions {
 
 export interface PublishOptions {
   retain?: boolean;
-  qos?: 0 | 1;
+  /** Default: the configured mqtt.qos. */
+  qos?: 0 | 1 | 2;
   /** MQTT 5 properties (correlation data, user properties); only on an MQTT 5 connection. */
   properties?: IClientPublishOptions["properties"];
 }
@@ -123,7 +124,7 @@ export class MqttTransport {
     if (!client) return false;
     try {
       await client.publishAsync(topic, payload, {
-        qos: options.qos ?? 1,
+        qos: options.qos ?? this.settings.qos,
         retain: options.retain ?? false,
         properties: options.properties,
       });
@@ -170,7 +171,7 @@ export class MqttTransport {
 
   private async subscribe(client: MqttClient): Promise<boolean> {
     try {
-      await client.subscribeAsync(this.options.subscriptions, { qos: 1 });
+      await client.subscribeAsync(this.options.subscriptions, { qos: this.settings.qos });
       this.log.info({ topics: this.options.subscriptions }, "subscribed");
       return true;
     } catch (error) {

@@ -160,7 +160,13 @@ describe("the newcomer path", { skip }, () => {
         String(port),
       ],
       {
-        env: { ...process.env, LLMQTT_BROKER_WS_PORT: "0", LLMQTT_HTTP_PORT: "0", LLMQTT_LOG_FORMAT: "json" },
+        env: {
+          ...process.env,
+          LLMQTT_BROKER_WS_PORT: "0",
+          LLMQTT_HTTP_PORT: "0",
+          LLMQTT_LOG_FORMAT: "json",
+          LLMQTT_SESSION_STORE: "memory",
+        },
         stdio: ["ignore", "pipe", "pipe"],
       },
     );

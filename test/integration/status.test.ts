@@ -44,6 +44,7 @@ describe("service status (PROTOCOL A7)", () => {
         LLMQTT_MQTT_CLIENT_ID: "doomed",
         LLMQTT_MQTT_KEEPALIVE: "1",
         LLMQTT_HTTP_PORT: "0",
+        LLMQTT_SESSION_STORE: "memory",
       },
       stdio: "ignore",
     });
@@ -67,7 +68,13 @@ describe("llmqtt serve as a process", () => {
     const model = await FakeModelServer.start();
     const game = await GameClient.connect(broker.url, ["maze/status", "maze/hint/#"]);
     const child = spawn(process.execPath, [CLI, "--projects", "maze", "--server_url", `${model.url}/v1`], {
-      env: { ...process.env, LLMQTT_MQTT_URL: broker.url, LLMQTT_LOG_LEVEL: "warn", LLMQTT_HTTP_PORT: "0" },
+      env: {
+        ...process.env,
+        LLMQTT_MQTT_URL: broker.url,
+        LLMQTT_LOG_LEVEL: "warn",
+        LLMQTT_HTTP_PORT: "0",
+        LLMQTT_SESSION_STORE: "memory",
+      },
       stdio: ["ignore", "pipe", "pipe"],
     });
     let output = "";

@@ -1,5 +1,5 @@
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdtempSync, writeFileSync } from "node:fs";
 import { createServer, Socket, type AddressInfo, type Server } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -66,6 +66,8 @@ export async function startMosquitto(options: MosquittoOptions = {}): Promise<Re
     "{port}",
     String(chosen),
   );
+  // Started as root, Mosquitto drops to its own user, which must be able to write there.
+  if (options.persistenceDir) chmodSync(options.persistenceDir, 0o777);
   const persistence = options.persistenceDir
     ? `persistence true\npersistence_location ${options.persistenceDir}/\nautosave_interval 1\n`
     : "persistence false\n";

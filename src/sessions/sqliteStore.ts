@@ -1,0 +1,216 @@
+import { mkdirSync } from "node:fs";
+import { dirname } from "node:path";
+import Database from "better-sqlite3";
+import {
+  DELETE_SESSION,
+  type SessionChange,
+  type SessionKey,
+  type SessionStore,
+  type StoredSession,
+} from "./types.js";
+
+export interface SqliteSessionStoreOptions {
+  /** The database file; its directory is created if missing. */
+  path: string;
+  maxSessions: number;
+  idleTimeoutSec: number;
+  now?: () => number;
+}
+
+/** Schema changes in order; PRAGMA user_version counts those a database has had. */
+const MIGRATIONS = [
+  `CREATE TABLE sessions (
+     project TEXT NOT NULL,
+     session_id TEXT NOT NULL,
+     record TEXT NOT NULL, -- the whole session as JSON
+     used_at REAL NOT NULL, -- last read or change, ms since the epoch
+     PRIMARY KEY (project, session_id)
+   ) WITHOUT ROWID;
+   CREATE INDEX sessions_by_use ON sessions (used_at);
+   CREATE TABLE project_prompts (project TEXT PRIMARY KEY, prompt TEXT NOT NULL) WITHOUT ROWID;`,
+];
+
+type Statement<Params extends unknown[], Result = unknown> = Database.Statement<Params, Result>;
+
+/** Everything that exists only while the database is open. */
+interface OpenDatabase {
+  db: Database.Database;
+  update: (key: SessionKey, change: SessionChange) => StoredSession | undefined;
+  list: Statement<[string, number], string>;
+  count: Statement<[number], number>;
+  sweep: Statement<[number]>;
+  getPrompt: Statement<[string], string>;
+  setPrompt: Statement<[string, string]>;
+}
+
+/**
+ * Sessions in one SQLite file (WAL): they survive restarts. Each update is one `BEGIN IMMEDIATE`
+ * transaction, so processes sharing the file never lose each other's changes. Sessions idle longer
+ * than the timeout are ignored at once and deleted by a periodic sweep; beyond maxSessions the
+ * least recently used go.
+ */
+export class SqliteSessionStore implements SessionStore {
+  private open?: OpenDatabase;
+  private readonly idleMs: number;
+  private readonly now: () => number;
+  private lastUse = 0;
+  private sweepTimer?: NodeJS.Timeout;
+
+  constructor(private readonly options: SqliteSessionStoreOptions) {
+    this.idleMs = options.idleTimeoutSec * 1000;
+    this.now = options.now ?? Date.now;
+  }
+
+  async start(): Promise<void> {
+    if (this.open) return;
+    this.open = this.prepare(openDatabase(this.options.path));
+    this.sweepTimer = setInterval(
+      () => {
+        try {
+          this.sweep();
+        } catch {
+          // The database was busy with another process for too long: the next sweep catches up.
+        }
+      },
+      Math.min(this.idleMs, 60_000),
+    );
+    this.sweepTimer.unref();
+  }
+
+  async stop(): Promise<void> {
+    clearInterval(this.sweepTimer);
+    this.sweepTimer = undefined;
+    // Closing the last connection checkpoints the WAL into the database file and removes it.
+    this.open?.db.close();
+    this.open = undefined;
+  }
+
+  async update(key: SessionKey, change: SessionChange): Promise<StoredSession | undefined> {
+    return this.database.update(key, change);
+  }
+
+  async list(project: string): Promise<string[]> {
+    return this.database.list.all(project, this.idleCutoff());
+  }
+
+  async size(): Promise<number> {
+    return this.database.count.get(this.idleCutoff())!;
+  }
+
+  async getProjectPrompt(project: string): Promise<string | undefined> {
+    return this.database.getPrompt.get(project);
+  }
+
+  async setProjectPrompt(project: string, prompt: string): Promise<void> {
+    this.database.setPrompt.run(project, prompt);
+  }
+
+  /** Deletes idle sessions; returns how many. Runs on the timer, callable directly. */
+  sweep(): number {
+    return this.database.sweep.run(this.idleCutoff()).changes;
+  }
+
+  private get database(): OpenDatabase {
+    if (!this.open) throw new Error("the SQLite session store is not started");
+    return this.open;
+  }
+
+  /** Sessions last used before this are idle. */
+  private idleCutoff(now = this.now()): number {
+    return now - this.idleMs;
+  }
+
+  /** Strictly increasing, so uses within one millisecond keep their LRU order. */
+  private useStamp(now: number): number {
+    this.lastUse = now > this.lastUse ? now : this.lastUse + 0.001;
+    return this.lastUse;
+  }
+
+  private prepare(db: Database.Database): OpenDatabase {
+    const select = db.prepare<[string, string], { record: string; used_at: number }>(
+      "SELECT record, used_at FROM sessions WHERE project = ? AND session_id = ?",
+    );
+    const touch = db.prepare<[number, string, string]>(
+      "UPDATE sessions SET used_at = ? WHERE project = ? AND session_id = ?",
+    );
+    const upsert = db.prepare<[string, string, string, number]>(
+      `INSERT INTO sessions (project, session_id, record, used_at) VALUES (?, ?, ?, ?)
+       ON CONFLICT (project, session_id) DO UPDATE SET record = excluded.record, used_at = excluded.used_at`,
+    );
+    const remove = db.prepare<[string, string]>("DELETE FROM sessions WHERE project = ? AND session_id = ?");
+    const keepNewest = db.prepare<[number]>(
+      `DELETE FROM sessions WHERE (project, session_id) IN
+         (SELECT project, session_id FROM sessions ORDER BY used_at DESC LIMIT -1 OFFSET ?)`,
+    );
+    const update = db.transaction((key: SessionKey, change: SessionChange): StoredSession | undefined => {
+      const { project, sessionId } = key;
+      const now = this.now();
+      const row = select.get(project, sessionId);
+      const current =
+        row && row.used_at >= this.idleCutoff(now) ? (JSON.parse(row.record) as StoredSession) : undefined;
+      const next = change(current);
+      if (next === DELETE_SESSION) {
+        remove.run(project, sessionId);
+        return undefined;
+      }
+      if (next === undefined) {
+        if (current) touch.run(this.useStamp(now), project, sessionId);
+        return current;
+      }
+      upsert.run(project, sessionId, JSON.stringify(next), this.useStamp(now));
+      if (!row) keepNewest.run(this.options.maxSessions);
+      return next;
+    });
+    return {
+      db,
+      update: update.immediate,
+      list: db
+        .prepare<[string, number], string>(
+          "SELECT session_id FROM sessions WHERE project = ? AND used_at >= ?",
+        )
+        .pluck(),
+      count: db.prepare<[number], number>("SELECT count(*) FROM sessions WHERE used_at >= ?").pluck(),
+      sweep: db.prepare<[number]>("DELETE FROM sessions WHERE used_at < ?"),
+      getPrompt: db.prepare<[string], string>("SELECT prompt FROM project_prompts WHERE project = ?").pluck(),
+      setPrompt: db.prepare<[string, string]>(
+        `INSERT INTO project_prompts (project, prompt) VALUES (?, ?)
+         ON CONFLICT (project) DO UPDATE SET prompt = excluded.prompt`,
+      ),
+    };
+  }
+}
+
+/** Opens (creating if needed) and migrates the database; errors name the setting to fix. */
+function openDatabase(path: string): Database.Database {
+  let db: Database.Database | undefined;
+  try {
+    mkdirSync(dirname(path), { recursive: true });
+    db = new Database(path);
+    // First, so that a database this version does not know is left exactly as it was.
+    migrate(db);
+    db.pragma("journal_mode = WAL");
+    // In WAL mode NORMAL loses at most the last transactions on power loss, never consistency.
+    db.pragma("synchronous = NORMAL");
+    return db;
+  } catch (error) {
+    db?.close();
+    throw new Error(
+      `cannot open the session database (sessions.sqlitePath = ${path}): ${(error as Error).message}`,
+      {
+        cause: error,
+      },
+    );
+  }
+}
+
+function migrate(db: Database.Database): void {
+  // Immediate: of two processes starting at once, the second sees the first one's migrations.
+  db.transaction(() => {
+    const version = db.pragma("user_version", { simple: true }) as number;
+    if (version > MIGRATIONS.length) {
+      throw new Error(`its schema version ${version} is newer than this llmqtt knows (${MIGRATIONS.length})`);
+    }
+    for (const sql of MIGRATIONS.slice(version)) db.exec(sql);
+    db.pragma(`user_version = ${MIGRATIONS.length}`);
+  }).immediate();
+}
