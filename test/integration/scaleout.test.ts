@@ -1,0 +1,120 @@
+import assert from "node:assert/strict";
+import { randomBytes } from "node:crypto";
+import { after, before, describe, test } from "node:test";
+import { Gateway } from "../../src/gateway.js";
+import { createLogger } from "../../src/observability/logger.js";
+import { mosquittoAvailable, startMosquitto, type TestBroker } from "../support/brokers.js";
+import { FakeModelServer } from "../support/fakeModelServer.js";
+import { GameClient } from "../support/gameClient.js";
+import { redisAvailable, startRedis, type TestRedis } from "../support/redis.js";
+import { testSettings } from "../support/settings.js";
+
+const skip =
+  (mosquittoAvailable() && redisAvailable()) || process.env.CI === "true"
+    ? false
+    : "needs mosquitto and redis-server";
+
+type Message = { role: string; content: string };
+
+describe("two instances in a share group on Mosquitto + Redis", { skip }, () => {
+  let broker: TestBroker;
+  let redis: TestRedis;
+  let model: FakeModelServer;
+  let game: GameClient;
+  const instances: Gateway[] = [];
+
+  before(async () => {
+    broker = await startMosquitto();
+    redis = await startRedis();
+    // Uneven model latency, so the two instances finish turns out of step.
+    model = await FakeModelServer.start({ handler: (_req, index) => ({ delayMs: (index * 7) % 25 }) });
+    const keyPrefix = `scaleout-${randomBytes(3).toString("hex")}:`;
+    for (const name of ["a", "b"]) {
+      const settings = testSettings({
+        projects: ["general"],
+        mqtt: { url: broker.url, clientId: `llmqtt-${name}-${keyPrefix}`, shareGroup: "llmqtt" },
+        server: { url: model.url, slots: 4, probeIntervalSec: 0.2, timeoutSec: 10 },
+        sessions: { store: "redis", redis: { url: redis.url, keyPrefix } },
+        logging: { level: process.env.LLMQTT_TEST_LOG ?? "silent", statsIntervalSec: 0 },
+        http: { enabled: false },
+        bridge: { enabled: false },
+      });
+      const gateway = new Gateway(settings, { logger: createLogger(settings.logging.level) });
+      await gateway.start();
+      instances.push(gateway);
+    }
+    game = await GameClient.connect(broker.url, ["general/assistant_response/#"]);
+  });
+
+  after(async () => {
+    await game.close();
+    for (const gateway of instances) await gateway.stop();
+    await model.stop();
+    await redis.stop();
+    await broker.stop();
+  });
+
+  const request = (sessionId: string, n: number) => ({
+    sessionId,
+    message: `${sessionId} turn ${n}`,
+    requestId: `${sessionId}-${n}`,
+  });
+
+  /** The conversation each model request carried, by the turn it asked about. */
+  function historyOf(sessionId: string, n: number): string[] {
+    const asked = model.requests.filter((r) => {
+      const messages = r.body.messages as Message[];
+      return messages[messages.length - 1]?.content === `${sessionId} turn ${n}`;
+    });
+    assert.equal(asked.length, 1, `${sessionId} turn ${n} asked once`);
+    return (asked[0]!.body.messages as Message[]).filter((m) => m.role !== "system").map((m) => m.content);
+  }
+
+  function expectedHistory(sessionId: string, n: number): string[] {
+    const history: string[] = [];
+    for (let k = 0; k < n; k++) history.push(`${sessionId} turn ${k}`, `reply to: ${sessionId} turn ${k}`);
+    return [...history, `${sessionId} turn ${n}`];
+  }
+
+  test("each request answered once, in order per session, with the whole history, by both instances", async () => {
+    const sequential = Array.from({ length: 10 }, (_, i) => `seq${i}`);
+    const pipelined = Array.from({ length: 4 }, (_, i) => `pipe${i}`);
+    const turns = 6;
+    const playSequential = async (sessionId: string) => {
+      for (let n = 0; n < turns; n++) {
+        await game.publish("general/user_input", request(sessionId, n));
+        const reply = await game.next(`general/assistant_response/${sessionId}`);
+        assert.equal(reply.text, `reply to: ${sessionId} turn ${n}`);
+      }
+    };
+    // All turns of a pipelined session are sent at once: the instances must still take them in order.
+    const playPipelined = async (sessionId: string) => {
+      for (let n = 0; n < turns; n++) await game.publish("general/user_input", request(sessionId, n));
+      const replies = await game.collect(`general/assistant_response/${sessionId}`, turns);
+      assert.deepEqual(
+        replies.map((r) => r.text),
+        Array.from({ length: turns }, (_, n) => `reply to: ${sessionId} turn ${n}`),
+      );
+    };
+    await Promise.all([...sequential.map(playSequential), ...pipelined.map(playPipelined)]);
+    await new Promise((resolve) => setTimeout(resolve, 300)); // a duplicate would show up now
+    assert.equal(
+      game.messages.filter((m) => m.topic.startsWith("general/assistant_response/")).length,
+      0,
+      "no reply beyond one per request",
+    );
+
+    for (const sessionId of [...sequential, ...pipelined]) {
+      for (let n = 0; n < turns; n++)
+        assert.deepEqual(historyOf(sessionId, n), expectedHistory(sessionId, n));
+    }
+    const served = instances.map((gateway) => gateway.metrics.totals.processed);
+    assert.ok(
+      served.every((count) => count > 0),
+      `both instances answered turns: ${served.join(" + ")}`,
+    );
+    console.log(
+      `share group: ${(sequential.length + pipelined.length) * turns} requests, answered ${served.join(" + ")} by the two instances, 0 out of order`,
+    );
+  });
+});
