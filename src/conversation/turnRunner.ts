@@ -18,7 +18,7 @@ import { fitToBudget } from "../sessions/history.js";
 import type { SessionManager } from "../sessions/manager.js";
 import { sessionKeyString } from "../sessions/record.js";
 import type { TokenEstimator } from "../sessions/tokens.js";
-import type { MazeCounters, SessionRecord } from "../sessions/types.js";
+import { SessionStoreUnavailable, type MazeCounters, type SessionRecord } from "../sessions/types.js";
 
 export type TurnOutcome =
   | { ok: true; text: string; finishReason: string; usage?: TokenUsage; latencyMs: number }
@@ -98,6 +98,8 @@ export class TurnRunner {
       const gatewayError = toGatewayError(error);
       if (gatewayError.code === "internal")
         this.log.error({ err: error, ...key }, "turn failed unexpectedly");
+      if (gatewayError.code === "store_unavailable")
+        this.log.error({ err: error, ...key }, "session store unavailable");
       this.record(turn, messages, this.now() - started, { error: gatewayError.message });
       return { ok: false, error: gatewayError, latencyMs: this.now() - started };
     }
@@ -224,6 +226,7 @@ const BACKEND_TO_GATEWAY: Record<BackendError["code"], GatewayError["code"]> = {
 };
 
 function toGatewayError(error: unknown): GatewayError {
+  if (error instanceof SessionStoreUnavailable) return gatewayError("store_unavailable");
   if (!(error instanceof BackendError)) return gatewayError("internal");
   const code = BACKEND_TO_GATEWAY[error.code];
   return gatewayError(code, code === "invalid_request" ? error.message : undefined);

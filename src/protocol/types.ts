@@ -63,6 +63,7 @@ export type ErrorCode =
   | "context_overflow"
   | "model_error"
   | "shutting_down"
+  | "store_unavailable"
   | "internal";
 
 export interface GatewayError {

@@ -7,6 +7,7 @@ import { sessionKeyString } from "./record.js";
 import { connectRedis, type RedisSettings } from "./redisConnection.js";
 import { SessionScripts } from "./redisScripts.js";
 import {
+  SessionStoreUnavailable,
   DELETE_SESSION,
   type SessionChange,
   type SessionKey,
@@ -104,9 +105,12 @@ export class RedisSessionStore implements SessionStore {
     try {
       return await operation(this.connection);
     } catch (error) {
-      throw new Error(`session store: Redis at ${this.shownUrl} failed: ${(error as Error).message}`, {
-        cause: error,
-      });
+      throw new SessionStoreUnavailable(
+        `session store: Redis at ${this.shownUrl} failed: ${(error as Error).message}`,
+        {
+          cause: error,
+        },
+      );
     }
   }
 }

@@ -41,6 +41,11 @@ export type StoredSession = Readonly<Omit<SessionRecord, "history" | "maze">> & 
 };
 
 /** Returned by a SessionChange to delete the session. */
+/** The store could not be reached (e.g. Redis down); the same request may succeed later. */
+export class SessionStoreUnavailable extends Error {
+  override name = "SessionStoreUnavailable";
+}
+
 export const DELETE_SESSION = Symbol("delete session");
 
 /**

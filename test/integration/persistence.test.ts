@@ -190,9 +190,9 @@ describe("sessions in Redis", { skip: skipRedis }, () => {
       await redis.stop();
       assert.equal(
         await turn(game, "general", "stranded", "hello?"),
-        "Error: Something went wrong inside the gateway. Please try again.",
+        "Error: The gateway cannot reach its session store right now. Please try again shortly.",
       );
-      const failure = logs.lines().find((line) => line.msg === "turn failed unexpectedly");
+      const failure = logs.lines().find((line) => line.msg === "session store unavailable");
       assert.match(
         String((failure?.err as { message?: string })?.message),
         /session store: Redis at redis:\/\//,

@@ -27,6 +27,7 @@ describe("errorMessage", () => {
       "context_overflow",
       "model_error",
       "shutting_down",
+      "store_unavailable",
       "internal",
     ];
     assert.deepEqual(Object.keys(ERROR_TEXT).sort(), [...codes].sort());
