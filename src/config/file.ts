@@ -1,6 +1,7 @@
 import { readFileSync } from "node:fs";
 import { extname } from "node:path";
 import { parse as parseYaml } from "yaml";
+import { redactUrl } from "../observability/redact.js";
 import { ConfigError, type SettingsInput } from "./load.js";
 
 /** Keys whose values are secrets: never printed, and loadable from `<key>File`. */
@@ -57,13 +58,18 @@ export function resolveSecretFiles(input: SettingsInput, path = ""): SettingsInp
   return out;
 }
 
-/** A copy safe to print or publish: every secret replaced by `***`. */
+/** Keys holding URLs (`url`, `brokerWsUrl`, ...), which may carry a password of their own. */
+const URL_KEY = /url$/i;
+
+/** A copy safe to print or publish: every secret, and every password inside a URL, replaced by `***`. */
 export function maskSecrets<T>(value: T): T {
   if (Array.isArray(value)) return value.map(maskSecrets) as T;
   if (!isObject(value)) return value;
   const out: SettingsInput = {};
   for (const [key, item] of Object.entries(value)) {
-    out[key] = SECRET_KEYS.has(key) && item !== undefined ? "***" : maskSecrets(item);
+    if (SECRET_KEYS.has(key) && item !== undefined) out[key] = "***";
+    else if (URL_KEY.test(key) && typeof item === "string") out[key] = redactUrl(item);
+    else out[key] = maskSecrets(item);
   }
   return out as T;
 }

@@ -66,6 +66,13 @@ describe("parseInbound: maze/state snapshots", () => {
     assert.deepEqual(r.reply, { topic: "maze/hint/m1", format: "maze" });
   });
 
+  test("an oversized snapshot is refused as JSON on its session's maze/hint topic", () => {
+    const ctx = makeContext({ limits: { maxPayloadBytes: 100, maxMessageChars: 50 } });
+    const r = rejectionOf(parse("maze/state", { sessionId: "m1", visible_map: ["#".repeat(200)] }, ctx));
+    assert.equal(r.error.code, "payload_too_large");
+    assert.deepEqual(r.reply, { topic: "maze/hint/m1", format: "maze" });
+  });
+
   test("absurd nesting is refused, not thrown", () => {
     const deep = "[".repeat(5000) + "]".repeat(5000);
     const ctx = makeContext({ limits: { maxPayloadBytes: 100_000, maxMessageChars: 50 } });

@@ -1,5 +1,8 @@
 import type { Socket } from "node:net";
-import mqtt, { type MqttClient } from "mqtt";
+import mqtt, { type IClientOptions, type MqttClient } from "mqtt";
+
+/** What a game trusts and presents on an mqtts:// or wss:// connection, PEM. */
+export type GameClientTls = Pick<IClientOptions, "ca" | "cert" | "key">;
 
 export interface ReceivedMessage {
   topic: string;
@@ -24,8 +27,12 @@ export class GameClient {
     });
   }
 
-  static async connect(url: string, subscriptions: string[] = []): Promise<GameClient> {
-    const client = await mqtt.connectAsync(url, { reconnectPeriod: 200 });
+  static async connect(
+    url: string,
+    subscriptions: string[] = [],
+    tls: GameClientTls = {},
+  ): Promise<GameClient> {
+    const client = await mqtt.connectAsync(url, { reconnectPeriod: 200, ...tls });
     (client.stream as unknown as Socket).setNoDelay?.(true);
     const game = new GameClient(client);
     if (subscriptions.length > 0) await client.subscribeAsync(subscriptions, { qos: 1 });
