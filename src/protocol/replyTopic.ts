@@ -40,7 +40,7 @@ function rejectionReason(base: string, sessionId: string, requested: unknown): s
   const candidate = requested.trim().replace(/\/+$/, "");
   if (candidate === "") return "it is empty";
   if (candidate.includes("+") || candidate.includes("#")) return "it contains an MQTT wildcard";
-  if (INVALID_TOPIC_CHARS.test(candidate)) return "it contains control characters";
+  if (INVALID_TOPIC_CHARS.test(candidate)) return "it contains control characters or noncharacters";
   if (Buffer.byteLength(candidate, "utf8") > MAX_TOPIC_BYTES) return "it is too long";
   const prefix = `${base}/`;
   // Trailing `/` is already gone, so a matching prefix always leaves a non-empty remainder.

@@ -14,10 +14,11 @@ export const MAZE_PROJECT = "maze";
 export const MAZE_STATE_TOPIC = "maze/state";
 
 /**
- * Characters no published topic may contain: control characters, and lone surrogates (not valid
- * UTF-8). Brokers refuse such topics, some by dropping the connection.
+ * Characters no published topic may contain: control characters, Unicode noncharacters (U+FDD0
+ * to U+FDEF, U+FFFE, U+FFFF and their like in every plane) and lone surrogates (not valid UTF-8).
+ * Brokers refuse such topics, some by dropping the connection: Mosquitto does for all three.
  */
-export const INVALID_TOPIC_CHARS = /\p{Cc}|[\ud800-\udfff]/u;
+export const INVALID_TOPIC_CHARS = /\p{Cc}|\p{Noncharacter_Code_Point}|[\ud800-\udfff]/u;
 
 const COMMAND_KINDS = ["template", "clear_history", "delete_session"] as const;
 

@@ -37,11 +37,19 @@ export interface FakeReply {
   /** Streaming only: pause between chunks. */
   chunkDelayMs?: number;
   /**
-   * Streaming only: destroy the connection (no finish, no [DONE]) right after this many content
-   * pieces (4 characters each) were sent; 0 breaks it before any content.
+   * Streaming only: break the answer as `breakBy` says (no finish, no [DONE]) right after this
+   * many content pieces (4 characters each) were sent; 0 breaks it before any content.
    */
   breakAfterContent?: number;
-  /** How the stream breaks: "reset" destroys the connection (default), "end" ends the response cleanly. */
+  /**
+   * Non-streaming only: send the status, the headers and the first half of the JSON body, then
+   * break the connection as `breakBy` says (a server crashing while it writes its answer).
+   */
+  breakMidBody?: boolean;
+  /**
+   * How a broken answer ends: "reset" destroys the connection (default), "end" ends the response
+   * cleanly (a stream without its finish, a body cut short).
+   */
   breakBy?: "reset" | "end";
 }
 
@@ -196,6 +204,7 @@ export class FakeModelServer {
       }
       const answer = buildAnswer(body, reply);
       if (body.stream === true) await this.stream(res, body, answer, reply, cancelled);
+      else if (reply.breakMidBody) await sendHalfJson(res, completionObject(body, answer), reply);
       else sendJson(res, reply.status ?? 200, completionObject(body, answer), reply.headers);
     } finally {
       this.active--;
@@ -242,12 +251,7 @@ export class FakeModelServer {
     }
     for (const [i, event] of events.entries()) {
       if (cancelled.aborted) return;
-      if (i >= breakAt) {
-        if (reply.breakBy === "end") return void res.end();
-        // Let what was written reach the client first, as a server crashing mid-answer would.
-        await new Promise<void>((resolve) => res.write("", () => resolve()));
-        return void res.socket?.destroy();
-      }
+      if (i >= breakAt) return breakAnswer(res, reply.breakBy);
       res.write(`data: ${JSON.stringify(event)}\n\n`);
       if (reply.chunkDelayMs) await wait(reply.chunkDelayMs, cancelled);
     }
@@ -263,11 +267,18 @@ interface Answer {
   usage: { prompt_tokens: number; completion_tokens: number; total_tokens: number };
 }
 
+/** The text of the last user message of a chat request body ("" when there is none). */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export function lastUserText(body: any): string {
+  const messages: { role?: string; content?: unknown }[] = Array.isArray(body?.messages) ? body.messages : [];
+  const lastUser = [...messages].reverse().find((m) => m.role === "user");
+  return contentText(lastUser?.content);
+}
+
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 function buildAnswer(body: any, reply: FakeReply): Answer {
   const messages: { role?: string; content?: unknown }[] = Array.isArray(body.messages) ? body.messages : [];
-  const lastUser = [...messages].reverse().find((m) => m.role === "user");
-  const text = reply.text ?? `reply to: ${contentText(lastUser?.content)}`;
+  const text = reply.text ?? `reply to: ${lastUserText(body)}`;
   const toolCalls = reply.toolCalls ?? [];
   const promptChars = messages.reduce((n, m) => n + contentText(m.content).length, 0);
   const usage = reply.usage ?? {
@@ -345,6 +356,22 @@ function sendJson(
     ...headers,
   });
   res.end(text);
+}
+
+/** Half of a JSON answer (no content-length, so the cut is only seen in the body), then the break. */
+async function sendHalfJson(res: http.ServerResponse, body: unknown, reply: FakeReply): Promise<void> {
+  const text = JSON.stringify(body);
+  res.writeHead(200, { "content-type": "application/json", ...reply.headers });
+  res.write(text.slice(0, Math.floor(text.length / 2)));
+  await breakAnswer(res, reply.breakBy);
+}
+
+/** Ends an answer early: cleanly, or by destroying the connection once what was written is out. */
+async function breakAnswer(res: http.ServerResponse, by: FakeReply["breakBy"]): Promise<void> {
+  if (by === "end") return void res.end();
+  // Let what was written reach the client first, as a server crashing mid-answer would.
+  await new Promise<void>((resolve) => res.write("", () => resolve()));
+  res.socket?.destroy();
 }
 
 function readBody(req: http.IncomingMessage): Promise<string> {
