@@ -55,6 +55,10 @@ export class MessageDispatcher {
    * its place in the session's order, and the transport acknowledges the message only then.
    */
   handle(topic: string, payload: Buffer, packet?: IPublishPacket): void | Promise<void> {
+    if (this.redeliveries.isRepeat(topic, payload, packet?.dup === true)) {
+      this.deps.logger.info({ topic }, "message delivered again by the broker; already taken in, ignored");
+      return;
+    }
     const properties = packet?.properties;
     const intent = parseInbound(topic, payload, this.deps.inbound, {
       responseTopic: properties?.responseTopic,
@@ -67,7 +71,6 @@ export class MessageDispatcher {
     );
     switch (intent.type) {
       case "turn":
-        if (this.isRedelivery(intent.turn, packet?.dup === true)) return;
         return this.admitTurn(intent.turn);
       case "template":
         return this.applyTemplate(intent);
@@ -77,18 +80,6 @@ export class MessageDispatcher {
       case "rejected":
         return this.refuse(intent, topic);
     }
-  }
-
-  /** A request taken in already and delivered again (DUP) is not answered twice. */
-  private isRedelivery(turn: TurnRequest, dup: boolean): boolean {
-    if (turn.requestId === undefined) return false;
-    const key = `${sessionKeyString(turn)}\u0000${turn.requestId}`;
-    if (!this.redeliveries.isRepeat(key, dup)) return false;
-    this.deps.logger.info(
-      { project: turn.project, sessionId: turn.sessionId, requestId: turn.requestId },
-      "request delivered again by the broker; already taken in, not answered twice",
-    );
-    return true;
   }
 
   /** Shutdown: nothing new is taken in, and requests still waiting for their turn are answered. */

@@ -1,16 +1,21 @@
+import { createHash } from "node:crypto";
+
 /**
- * Recognises a QoS 1 request delivered a second time. After a broker restart or a lost PUBACK,
- * the broker (or the client) sends a request again with the DUP flag; if this process already
- * took it in, answering it again would answer it twice. Only requests with a requestId can be
- * recognised, and only while this process remembers them (`capacity` most recent).
+ * Recognises a QoS 1 message delivered a second time. After a broker restart or a lost PUBACK,
+ * the broker (or the client) sends a message again with the DUP flag; if this process already
+ * took it in, acting on it again would answer a turn twice and store it twice. A message is
+ * known by its topic and a digest of its payload (legacy clients send no request id), while this
+ * process remembers it (`capacity` most recent). Only DUP-flagged deliveries are checked, so a
+ * client repeating itself on purpose ("yes", "yes") is never mistaken for a redelivery.
  */
 export class RedeliveryFilter {
   private readonly seen = new Set<string>();
 
   constructor(private readonly capacity = 10_000) {}
 
-  /** Notes a request; true when it is a redelivery of one taken in before. */
-  isRepeat(key: string, redelivered: boolean): boolean {
+  /** Notes a message; true when it is a redelivery of one taken in before. */
+  isRepeat(topic: string, payload: Buffer, redelivered: boolean): boolean {
+    const key = `${topic}\u0000${createHash("sha1").update(payload).digest("base64")}`;
     if (redelivered && this.seen.has(key)) return true;
     this.seen.add(key);
     if (this.seen.size > this.capacity) this.seen.delete(this.seen.values().next().value!);
