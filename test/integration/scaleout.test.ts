@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { after, before, describe, test } from "node:test";
 import { Gateway } from "../../src/gateway.js";
@@ -6,8 +7,10 @@ import { createLogger } from "../../src/observability/logger.js";
 import { mosquittoAvailable, startMosquitto, type TestBroker } from "../support/brokers.js";
 import { FakeModelServer } from "../support/fakeModelServer.js";
 import { GameClient } from "../support/gameClient.js";
+import { CLI } from "../support/processes.js";
 import { redisAvailable, startRedis, type TestRedis } from "../support/redis.js";
 import { testSettings } from "../support/settings.js";
+import { eventually } from "../support/wait.js";
 
 const skip =
   (mosquittoAvailable() && redisAvailable()) || process.env.CI === "true"
@@ -116,5 +119,76 @@ describe("two instances in a share group on Mosquitto + Redis", { skip }, () => 
     console.log(
       `share group: ${(sequential.length + pipelined.length) * turns} requests, answered ${served.join(" + ")} by the two instances, 0 out of order`,
     );
+  });
+});
+
+describe("an instance killed in the middle of a turn", { skip }, () => {
+  test("does not keep its session blocked: another instance answers the next turn", async () => {
+    const broker = await startMosquitto();
+    const redis = await startRedis();
+    const model = await FakeModelServer.start({
+      handler: (req) => {
+        const messages = req.body.messages as Message[];
+        return messages[messages.length - 1]?.content === "hang" ? { hang: true } : {};
+      },
+    });
+    const game = await GameClient.connect(broker.url, ["general/assistant_response/#", "general/status"]);
+    // Clean sessions: the killed instance's share of later requests must not wait for its return.
+    const common = { shareGroup: "llmqtt", clean: true };
+    const doomed = spawn(process.execPath, [CLI, "serve"], {
+      env: {
+        ...process.env,
+        LLMQTT_MQTT_URL: broker.url,
+        LLMQTT_MQTT_CLIENT_ID: "llmqtt-doomed",
+        LLMQTT_SHARE_GROUP: common.shareGroup,
+        LLMQTT_MQTT_CLEAN: "true",
+        LLMQTT_SERVER_URL: model.url,
+        LLMQTT_PROJECTS: "general",
+        LLMQTT_SESSION_STORE: "redis",
+        LLMQTT_REDIS_URL: redis.url,
+        LLMQTT_HTTP: "false",
+      },
+      stdio: "ignore",
+    });
+    let survivor: Gateway | undefined;
+    try {
+      assert.equal(JSON.parse((await game.next("general/status")).text).status, "online");
+      await game.publish("general/user_input", { sessionId: "s", message: "hang" });
+      await eventually(() => model.inFlight === 1);
+      const settings = testSettings({
+        projects: ["general"],
+        mqtt: { url: broker.url, clientId: "llmqtt-survivor", ...common },
+        server: { url: model.url, probeIntervalSec: 0.2 },
+        sessions: { store: "redis", redis: { url: redis.url } },
+        logging: { level: process.env.LLMQTT_TEST_LOG ?? "silent", statsIntervalSec: 0 },
+        http: { enabled: false },
+        bridge: { enabled: false },
+      });
+      survivor = new Gateway(settings, { logger: createLogger(settings.logging.level) });
+      await survivor.start();
+      doomed.kill("SIGKILL");
+      await new Promise((resolve) => doomed.once("exit", resolve));
+      const sent = Date.now();
+      await game.publish("general/user_input", { sessionId: "s", message: "after" });
+      const reply = await game.next("general/assistant_response/s", 20_000);
+      const waitedMs = Date.now() - sent;
+      assert.equal(reply.text, "reply to: after");
+      const last = model.requests[model.requests.length - 1]!.body.messages as Message[];
+      assert.deepEqual(
+        last.filter((m) => m.role !== "system").map((m) => m.content),
+        ["after"],
+        "the killed turn was never stored",
+      );
+      console.log(
+        `instance killed mid-turn: its session answered by the other instance after ${waitedMs} ms`,
+      );
+    } finally {
+      doomed.kill("SIGKILL");
+      await survivor?.stop();
+      await game.close();
+      await model.stop();
+      await redis.stop();
+      await broker.stop();
+    }
   });
 });
