@@ -1,9 +1,9 @@
 /**
  * The "bare forwarder": the least an MQTT↔LLM gateway can do, as the ceiling llmqtt is measured
  * against. One MQTT subscription on `general/user_input`, one POST to the model server with the
- * same HTTP client llmqtt uses (the `openai` SDK, no retries), one publish of the reply to
- * `general/assistant_response/<sessionId>`. No sessions, no history, no validation, no slot
- * limit, no ordering. QoS 1 and TCP_NODELAY, like llmqtt.
+ * same HTTP client llmqtt uses (the `openai` SDK over llmqtt's keep-alive fetch, no retries), one
+ * publish of the reply to `general/assistant_response/<sessionId>`. No sessions, no history, no
+ * validation, no slot limit, no ordering. QoS 1 and TCP_NODELAY, like llmqtt.
  *
  * Standalone: `node build/bench/bareForwarder.js '{"mqttUrl": "mqtt://127.0.0.1:1883", "serverUrl": "http://127.0.0.1:8080"}'`
  * As a bench child it reports ready over IPC and stops on command.
@@ -11,6 +11,7 @@
 import type { Socket } from "node:net";
 import mqtt from "mqtt";
 import OpenAI from "openai";
+import { createHttpFetch } from "../src/backends/httpFetch.js";
 
 interface BareArgs {
   mqttUrl: string;
@@ -22,7 +23,12 @@ interface BareArgs {
 const { mqttUrl, serverUrl, maxInFlight = Infinity } = JSON.parse(process.argv[2] ?? "{}") as BareArgs;
 let inFlight = 0;
 const waiting: (() => void)[] = [];
-const openai = new OpenAI({ baseURL: `${serverUrl}/v1`, apiKey: "no-key", maxRetries: 0 });
+const openai = new OpenAI({
+  baseURL: `${serverUrl}/v1`,
+  apiKey: "no-key",
+  maxRetries: 0,
+  fetch: createHttpFetch().fetch,
+});
 const client = await mqtt.connectAsync(mqttUrl, { reconnectPeriod: 1000 });
 (client.stream as unknown as Socket).setNoDelay?.(true);
 

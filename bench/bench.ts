@@ -121,7 +121,7 @@ const SCENARIOS: { id: string; describe: string }[] = [
   {
     id: "S5",
     describe:
-      "streamed replies of 2,000 chars in 500 SSE chunks of 4 chars (1 chunk = 1 token), sent as fast as the fake can; the openai SDK reading the model server directly vs an MQTT client reading <reply topic>/stream through llmqtt (stream: true; flushIntervalMs 0 and 50); 1 stream x 30 turns and 8 streams x 12 turns, a fresh session per turn; the direct client parses SSE in the load-generator process, llmqtt parses it in its own",
+      "streamed replies of 2,000 chars in 500 SSE chunks of 4 chars (1 chunk = 1 token), sent as fast as the fake can; the openai SDK (over llmqtt's keep-alive fetch) reading the model server directly vs an MQTT client reading <reply topic>/stream through llmqtt (stream: true; flushIntervalMs 0 and 50); 1 stream x 30 turns and 8 streams x 12 turns, a fresh session per turn; the direct client parses SSE in the load-generator process, llmqtt parses it in its own",
   },
   {
     id: "TCP",
@@ -644,7 +644,7 @@ async function main(): Promise<void> {
   for (const s of SCENARIOS) if (wanted(s.id)) console.log(`  ${s.id.padEnd(4)} ${s.describe}`);
   if (wanted("S1"))
     console.log(
-      "  S6   bare forwarder (bench/bareForwarder.ts), run with S1: one subscription, one openai-SDK POST, one publish; no sessions, history, validation, ordering or slot cap",
+      "  S6   bare forwarder (bench/bareForwarder.ts), run with S1: one subscription, one openai-SDK POST over llmqtt's keep-alive fetch, one publish; no sessions, history, validation, ordering or slot cap",
     );
   console.log(`targets: ${Object.values(TARGETS).join("; ")}`);
   if (Object.keys(options.gatewaySettings).length)

@@ -7,6 +7,7 @@ import type { Socket } from "node:net";
 import { performance } from "node:perf_hooks";
 import mqtt, { type MqttClient } from "mqtt";
 import OpenAI from "openai";
+import { createHttpFetch } from "../src/backends/httpFetch.js";
 
 export const INPUT_TOPIC = "general/user_input";
 export const replyTopic = (sessionId: string) => `general/assistant_response/${sessionId}`;
@@ -257,10 +258,19 @@ export async function runMqttStreams(options: StreamOptions): Promise<StreamResu
   return streamResult(seconds, { chars, messages, firstMs, totalMs, wrong });
 }
 
-/** The same streamed turns read straight from the model server with the openai SDK (SSE). */
+/**
+ * The same streamed turns read straight from the model server with the openai SDK (SSE), over the
+ * same keep-alive fetch as llmqtt's.
+ */
 export async function runDirectStreams(serverUrl: string, options: StreamOptions): Promise<StreamResult> {
   const { streams, turns, text } = options;
-  const openai = new OpenAI({ baseURL: `${serverUrl}/v1`, apiKey: "no-key", maxRetries: 0 });
+  const http = createHttpFetch();
+  const openai = new OpenAI({
+    baseURL: `${serverUrl}/v1`,
+    apiKey: "no-key",
+    maxRetries: 0,
+    fetch: http.fetch,
+  });
   const firstMs: number[] = [];
   const totalMs: number[] = [];
   let chars = 0;
@@ -293,6 +303,7 @@ export async function runDirectStreams(serverUrl: string, options: StreamOptions
   );
   await withTimeout(run, options.timeoutMs);
   const seconds = (performance.now() - started) / 1000;
+  http.close();
   return streamResult(seconds, { chars, messages, firstMs, totalMs, wrong });
 }
 

@@ -9,6 +9,7 @@ import type { Logger } from "pino";
 import type { ServerSettings } from "../config/schema.js";
 import { classifyError, withPartialText, type ClassifiedError, type ErrorContext } from "./errors.js";
 import { HealthMonitor } from "./health.js";
+import { createHttpFetch, type HttpFetch } from "./httpFetch.js";
 import { probeServer, unreachableDetail } from "./probe.js";
 import { ReasoningFilter, stripReasoning } from "./reasoning.js";
 import { DEFAULT_RETRY_POLICY, withRetries, type RetryPolicy } from "./retry.js";
@@ -24,7 +25,7 @@ import {
 } from "./types.js";
 
 export interface OpenAIBackendOptions {
-  /** Replaces the global fetch for chat requests and probes (tests, proxies). */
+  /** Replaces llmqtt's keep-alive fetch (httpFetch.ts) for chat requests and probes (tests, proxies). */
   fetch?: typeof fetch;
   /** Clock for deadlines, epoch milliseconds. */
   now?: () => number;
@@ -51,6 +52,8 @@ export class OpenAICompatibleBackend implements ModelBackend {
   readonly name: string;
   private readonly root: string;
   private readonly client: OpenAI;
+  /** The connections to this server, unless a fetch was given. */
+  private readonly http: HttpFetch | undefined;
   private readonly monitor: HealthMonitor;
   private readonly errorContext: ErrorContext;
   private readonly now: () => number;
@@ -66,6 +69,11 @@ export class OpenAICompatibleBackend implements ModelBackend {
     this.now = options.now ?? Date.now;
     this.retry = { ...DEFAULT_RETRY_POLICY, ...options.retry };
     this.errorContext = { server: this.name, redact: redactor(settings.apiKey) };
+    let fetchImpl = options.fetch;
+    if (!fetchImpl) {
+      this.http = createHttpFetch();
+      fetchImpl = this.http.fetch;
+    }
     this.client = new OpenAI({
       baseURL: `${this.root}/v1`,
       apiKey: settings.apiKey || PLACEHOLDER_API_KEY,
@@ -74,9 +82,8 @@ export class OpenAICompatibleBackend implements ModelBackend {
       project: null,
       maxRetries: 0,
       timeout: SDK_TIMEOUT_MS,
-      ...(options.fetch ? { fetch: options.fetch } : {}),
+      fetch: fetchImpl,
     });
-    const fetchImpl = options.fetch ?? globalThis.fetch;
     const target = {
       root: this.root,
       server: this.name,
@@ -97,6 +104,7 @@ export class OpenAICompatibleBackend implements ModelBackend {
 
   async stop(): Promise<void> {
     this.monitor.stop();
+    this.http?.close();
   }
 
   health(): BackendHealth {

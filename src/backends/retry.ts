@@ -36,12 +36,13 @@ export async function withRetries<T>(
   options: RetryOptions,
 ): Promise<T> {
   const { deadline, now, policy } = options;
-  const timer = new AbortController();
-  const timeout = setTimeout(() => timer.abort(), Math.min(MAX_TIMER_MS, Math.max(0, deadline - now())));
-  const signal = options.signal ? AbortSignal.any([options.signal, timer.signal]) : timer.signal;
+  const attempts = new AbortController();
+  const timeout = setTimeout(() => attempts.abort(), Math.min(MAX_TIMER_MS, Math.max(0, deadline - now())));
+  const unfollow = options.signal ? follow(options.signal, attempts) : undefined;
+  const signal = attempts.signal;
   const stopped = (): BackendError | undefined => {
     if (options.signal?.aborted) return new BackendError("cancelled", "request cancelled");
-    if (timer.signal.aborted || now() >= deadline) {
+    if (signal.aborted || now() >= deadline) {
       return new BackendError("timeout", "the model server did not answer before the deadline");
     }
     return undefined;
@@ -67,7 +68,28 @@ export async function withRetries<T>(
     }
   } finally {
     clearTimeout(timeout);
+    unfollow?.();
   }
+}
+
+/** The calls in progress under each caller's signal, all aborted by one listener on it. */
+const followers = new WeakMap<AbortSignal, Set<AbortController>>();
+
+/**
+ * Aborts `controller` when `signal` aborts, until the returned function is called. Rather than
+ * AbortSignal.any (twice the CPU per call) or a listener per call (a caller's signal, such as the
+ * gateway's shutdown signal, is shared by every call in flight): one listener per caller's signal.
+ */
+function follow(signal: AbortSignal, controller: AbortController): () => void {
+  let calls = followers.get(signal);
+  if (!calls) {
+    const created = new Set<AbortController>();
+    signal.addEventListener("abort", () => created.forEach((call) => call.abort()), { once: true });
+    followers.set(signal, created);
+    calls = created;
+  }
+  calls.add(controller);
+  return () => calls.delete(controller);
 }
 
 /** Exponential backoff with "equal jitter": between half and all of base × 2^(n-1), capped. */

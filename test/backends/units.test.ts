@@ -1,9 +1,11 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
+import { getEventListeners } from "node:events";
 import { retryAfterMs } from "../../src/backends/errors.js";
 import { serverRoot } from "../../src/backends/openaiBackend.js";
 import { stripReasoning } from "../../src/backends/reasoning.js";
-import { backoffDelay, DEFAULT_RETRY_POLICY } from "../../src/backends/retry.js";
+import { backoffDelay, DEFAULT_RETRY_POLICY, withRetries } from "../../src/backends/retry.js";
+import { BackendError } from "../../src/backends/types.js";
 
 describe("stripReasoning", () => {
   test("leaves text without think tags untouched", () => {
@@ -69,5 +71,30 @@ describe("backoffDelay", () => {
       backoffDelay(10, p, () => 0),
       1000,
     );
+  });
+});
+
+describe("withRetries", () => {
+  test("calls sharing the caller's signal put at most one listener on it; its abort cancels them all", async () => {
+    const caller = new AbortController();
+    // Each attempt waits until its own signal aborts.
+    const hang = (signal: AbortSignal) =>
+      new Promise<never>((_, reject) => signal.addEventListener("abort", () => reject(signal.reason)));
+    const calls = Array.from({ length: 50 }, () =>
+      withRetries(hang, {
+        deadline: Date.now() + 60_000,
+        now: Date.now,
+        signal: caller.signal,
+        policy: DEFAULT_RETRY_POLICY,
+        classify: (error) => ({ error: new BackendError("server_error", String(error)) }),
+      }),
+    );
+    const listeners = getEventListeners(caller.signal, "abort").length;
+    assert.ok(listeners <= 1, `${listeners} listeners on the caller's signal for 50 calls`);
+    caller.abort();
+    for (const outcome of await Promise.allSettled(calls)) {
+      assert.equal(outcome.status, "rejected");
+      assert.equal((outcome.reason as BackendError).code, "cancelled");
+    }
   });
 });
