@@ -74,6 +74,14 @@ export class MqttTransport {
   /** Connects and resolves once the first subscription is made; reconnects forever after. */
   start(url: string, credentials: { username?: string; password?: string } = this.settings): Promise<void> {
     const { will } = this.options;
+    const usesTls = /^(mqtts|wss):/.test(url);
+    const { caFile, certFile, keyFile } = this.settings.tls;
+    if (!usesTls && (caFile || certFile || keyFile)) {
+      this.log.warn(
+        { url: redactUrl(url) },
+        "TLS certificates are configured but the broker URL is not mqtts:// or wss://: connecting without TLS",
+      );
+    }
     const clientOptions: IClientOptions = {
       clientId: this.clientId,
       username: credentials.username,
@@ -85,7 +93,7 @@ export class MqttTransport {
       ...(this.settings.protocolVersion === 5
         ? { properties: { sessionExpiryInterval: this.settings.sessionExpirySec } }
         : {}),
-      ...(/^(mqtts|wss):/.test(url) ? tlsClientOptions(this.settings.tls) : {}),
+      ...(usesTls ? tlsClientOptions(this.settings.tls) : {}),
       // We subscribe ourselves on every connect; MQTT.js's own resubscribe would double it.
       resubscribe: false,
       will: will
