@@ -32,11 +32,6 @@ export interface DispatcherDeps {
 
 type Refusal = Extract<Admission, { accepted: false }>["reason"];
 
-/** A request waiting for its session's turn across instances; dropped at shutdown. */
-interface Waiting {
-  cancel(): void;
-}
-
 type Intent<T extends InboundIntent["type"]> = Extract<InboundIntent, { type: T }>;
 
 /**
@@ -44,7 +39,8 @@ type Intent<T extends InboundIntent["type"]> = Extract<InboundIntent, { type: T 
  * scheduler, apply a session change, or answer a refusal.
  */
 export class MessageDispatcher {
-  private readonly waiting = new Set<Waiting>();
+  /** Cancels of the requests waiting for their session's turn across instances; run at shutdown. */
+  private readonly waiting = new Set<() => void>();
   private readonly redeliveries = new RedeliveryFilter();
   private accepting = true;
 
@@ -85,7 +81,7 @@ export class MessageDispatcher {
   /** Shutdown: nothing new is taken in, and requests still waiting for their turn are answered. */
   stopAccepting(): void {
     this.accepting = false;
-    for (const waiting of [...this.waiting]) waiting.cancel();
+    for (const cancel of [...this.waiting]) cancel();
   }
 
   private admitTurn(turn: TurnRequest): void | Promise<void> {
@@ -128,16 +124,14 @@ export class MessageDispatcher {
   private async submitInOrder(order: SessionOrder, refuse: (reason: Refusal) => void, job: ScheduledJob) {
     // A rejection here (Redis unreachable) leaves the message unacknowledged: the broker delivers it again.
     const ticket = await order.enter(job.sessionKey);
-    const waiting: Waiting = {
-      cancel: () => {
-        this.waiting.delete(waiting);
-        job.cancel("shutdown");
-        void ticket.finish();
-      },
+    const cancel = (): void => {
+      this.waiting.delete(cancel);
+      job.cancel("shutdown");
+      void ticket.finish();
     };
-    this.waiting.add(waiting);
+    this.waiting.add(cancel);
     void ticket.ready.then(() => {
-      if (!this.waiting.delete(waiting)) return; // answered at shutdown already
+      if (!this.waiting.delete(cancel)) return; // answered at shutdown already
       const admission = this.deps.scheduler.submit({
         ...job,
         run: () => job.run().finally(() => ticket.finish()),

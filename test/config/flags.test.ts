@@ -114,6 +114,56 @@ describe("serve flags", () => {
   });
 });
 
+describe("reliability and scale-out flags", () => {
+  test("broker session, QoS, TLS, stores and shutdown grace reach their settings", () => {
+    const s = parse([
+      "--mqtt-clean",
+      "--mqtt-qos",
+      "2",
+      "--mqtt-session-expiry",
+      "30",
+      "--mqtt-ca",
+      "/etc/ca.crt",
+      "--mqtt-reject-unauthorized",
+      "false",
+      "--session-store",
+      "redis",
+      "--redis-url",
+      "redis://r:6379",
+      "--share-group",
+      "llmqtt",
+      "--shutdown-grace",
+      "3",
+    ]);
+    assert.equal(s.mqtt.clean, true);
+    assert.equal(s.mqtt.qos, 2);
+    assert.equal(s.mqtt.sessionExpirySec, 30);
+    assert.equal(s.mqtt.tls.caFile, "/etc/ca.crt");
+    assert.equal(s.mqtt.tls.rejectUnauthorized, false);
+    assert.equal(s.sessions.store, "redis");
+    assert.equal(s.sessions.redis.url, "redis://r:6379");
+    assert.equal(s.mqtt.shareGroup, "llmqtt");
+    assert.equal(s.shutdown.graceSec, 3);
+  });
+
+  test("defaults keep the broker session and the conversations across restarts", () => {
+    const s = parse([]);
+    assert.equal(s.mqtt.clean, false);
+    assert.equal(s.mqtt.qos, 1);
+    assert.equal(s.sessions.store, "sqlite");
+    assert.equal(s.shutdown.graceSec, 10);
+  });
+
+  test("a share group without the shared Redis store is refused, naming the setting", () => {
+    assert.throws(
+      () => parse(["--share-group", "llmqtt"]),
+      (error: unknown) =>
+        error instanceof ConfigError && /sessions\.store: a share group/.test(error.message),
+    );
+    assert.throws(() => parse(["--share-group", "a/b", "--session-store", "redis"]), /mqtt\.shareGroup/);
+  });
+});
+
 describe("settings merge", () => {
   test("later sources win key by key; nested objects merge; arrays replace", () => {
     const merged = mergeInputs(

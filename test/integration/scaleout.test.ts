@@ -40,7 +40,7 @@ describe("two instances in a share group on Mosquitto + Redis", { skip }, () => 
         sessions: { store: "redis", redis: { url: redis.url, keyPrefix } },
         logging: { level: process.env.LLMQTT_TEST_LOG ?? "silent", statsIntervalSec: 0 },
         http: { enabled: false },
-        bridge: { enabled: false },
+        bridge: { healthIntervalSec: 0 },
       });
       const gateway = new Gateway(settings, { logger: createLogger(settings.logging.level) });
       await gateway.start();
@@ -55,6 +55,24 @@ describe("two instances in a share group on Mosquitto + Redis", { skip }, () => 
     await model.stop();
     await redis.stop();
     await broker.stop();
+  });
+
+  test("each instance has bridge topics of its own, so their retained states do not collide", async () => {
+    const watcher = await GameClient.connect(broker.url, ["llmqtt/bridge/#"]);
+    try {
+      for (const gateway of instances) {
+        const state = await watcher.next(`llmqtt/bridge/${gateway.settings.mqtt.clientId}/state`);
+        assert.deepEqual(JSON.parse(state.text), { state: "online" });
+        assert.equal(state.retain, true);
+      }
+      assert.equal(
+        watcher.messages.some((m) => m.topic === "llmqtt/bridge/state"),
+        false,
+        "nothing on the shared default topic",
+      );
+    } finally {
+      await watcher.close();
+    }
   });
 
   const request = (sessionId: string, n: number) => ({
