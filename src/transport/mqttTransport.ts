@@ -74,11 +74,12 @@ export class MqttTransport {
   /** Connects and resolves once the first subscription is made; reconnects forever after. */
   start(url: string, credentials: { username?: string; password?: string } = this.settings): Promise<void> {
     const { will } = this.options;
+    const shownUrl = redactUrl(url);
     const usesTls = /^(mqtts|wss):/.test(url);
     const { caFile, certFile, keyFile } = this.settings.tls;
     if (!usesTls && (caFile || certFile || keyFile)) {
       this.log.warn(
-        { url: redactUrl(url) },
+        { url: shownUrl },
         "TLS certificates are configured but the broker URL is not mqtts:// or wss://: connecting without TLS",
       );
     }
@@ -100,7 +101,6 @@ export class MqttTransport {
         ? { topic: will.topic, payload: Buffer.from(will.payload), qos: 1, retain: will.retain }
         : undefined,
     };
-    const shownUrl = redactUrl(url);
     this.log.info(
       { url: shownUrl, clientId: this.clientId, clean: this.settings.clean },
       "connecting to MQTT broker",
