@@ -13,13 +13,15 @@
  *   --brokers aedes,mosquitto
  *   --gateway-settings JSON settings merged into every gateway's, e.g. '{"server": {"slots": 100}}'
  *   --bare-settings JSON    arguments for the bare forwarder, e.g. '{"maxInFlight": 8}' (diagnostics)
- *   --cpu-prof [dir]        profile the gateway and bare-forwarder processes (one .cpuprofile per
- *                           process, default build/bench-profiles); read one with
+ *   --cpu-prof [dir]        profile the gateway and bare-forwarder processes while S1 and S3 are
+ *                           measured, after warm-up (one .cpuprofile per process and run, default
+ *                           build/bench-profiles); read one with
  *                           `node build/bench/profileSummary.js <file> [top] [callers-of-function]`
  *   --heap-snapshots [dir]  S4: heap snapshots of the gateway before and after the 10,000 sessions
  *                           (default build/bench-profiles); compare with
  *                           `node build/bench/heapDiff.js <before> <after> 10000`
  */
+import { mkdir } from "node:fs/promises";
 import { arch, cpus, platform } from "node:os";
 import { performance } from "node:perf_hooks";
 import { mergeInputs, type SettingsInput } from "../src/config/load.js";
@@ -168,11 +170,17 @@ async function startBroker(name: string): Promise<Broker> {
   return { name, url: child.info.url, stop: () => child.stop() };
 }
 
-/** --expose-gc for memory figures; --cpu-prof when asked, one profile per process. */
-function execArgv(env: Env, label: string): string[] {
+/** --expose-gc for memory figures. */
+const CHILD_EXEC_ARGV = ["--expose-gc"];
+
+/** Runs `run`, with the child's CPU profiled meanwhile when --cpu-prof asked for it. */
+async function profiled<T>(env: Env, child: Child, label: string, run: () => Promise<T>): Promise<T> {
   const dir = env.options.cpuProfDir;
-  const name = `--cpu-prof-name=${env.broker.name}-${label}.cpuprofile`;
-  return ["--expose-gc", ...(dir ? ["--cpu-prof", `--cpu-prof-dir=${dir}`, name] : [])];
+  if (!dir) return run();
+  await child.request("profileStart");
+  const result = await run();
+  await child.request("profileStop", { file: `${dir}/${env.broker.name}-${label}.cpuprofile` });
+  return result;
 }
 
 /** llmqtt in its own process, as `llmqtt serve` would run it against this broker and model server. */
@@ -191,12 +199,12 @@ async function startGateway(env: Env, label: string, overrides: SettingsInput = 
     overrides,
     env.options.gatewaySettings,
   );
-  return Child.start(moduleUrl("gatewayProcess.js"), settings, { execArgv: execArgv(env, label) });
+  return Child.start(moduleUrl("gatewayProcess.js"), settings, { execArgv: CHILD_EXEC_ARGV });
 }
 
-async function startBare(env: Env, label: string): Promise<Child> {
+async function startBare(env: Env): Promise<Child> {
   const args = { mqttUrl: env.broker.url, serverUrl: env.fake.info.url, ...env.options.bareSettings };
-  return Child.start(moduleUrl("bareForwarder.js"), args, { execArgv: execArgv(env, label) });
+  return Child.start(moduleUrl("bareForwarder.js"), args, { execArgv: CHILD_EXEC_ARGV });
 }
 
 function configureFake(env: Env, config: FakeConfig): Promise<void> {
@@ -207,10 +215,34 @@ function turns(env: Env, options: Omit<TurnsOptions, "url">): Promise<TurnsResul
   return runTurns({ url: env.broker.url, ...options });
 }
 
-/** 100 turns before measuring, so that JIT warm-up is not part of any figure. */
-async function warmUp(env: Env): Promise<void> {
-  const r = await turns(env, { sessions: 10, turns: 10, window: 1, prefix: "warm", timeoutMs: 30_000 });
-  if (r.timedOut) throw new Error(`warm-up: only ${r.replies} of ${r.expected} replies`);
+/** Warm-up rounds of 1,000 turns each: at least 3, at most 12. */
+const WARM_UP = { sessions: 100, turns: 10, minRounds: 3, maxRounds: 12, settledWithin: 0.05 };
+
+/**
+ * Turns before measuring until the process under test has reached its steady state, which is
+ * what a gateway running for days shows: V8 keeps compiling hot code for several thousand turns
+ * (the more code, the longer), so a fixed short warm-up measured the JIT as much as the program.
+ * Rounds of 1,000 turns (fresh sessions each) run until one round's CPU per turn is within 5 % of
+ * the round before. Returns the rounds it took.
+ */
+async function warmUp(env: Env, child: Child): Promise<number> {
+  let previous = Infinity;
+  for (let round = 1; ; round++) {
+    const { result: r, cpu } = await withCpu(child, () =>
+      turns(env, {
+        sessions: WARM_UP.sessions,
+        turns: WARM_UP.turns,
+        window: 1,
+        prefix: `warm${round}-`,
+        timeoutMs: 60_000,
+      }),
+    );
+    if (r.timedOut) throw new Error(`warm-up: only ${r.replies} of ${r.expected} replies`);
+    const perTurn = (cpu.user + cpu.system) / r.replies;
+    const settled = Math.abs(perTurn - previous) <= WARM_UP.settledWithin * previous;
+    if (round >= WARM_UP.maxRounds || (round >= WARM_UP.minRounds && settled)) return round;
+    previous = perTurn;
+  }
 }
 
 /** Counts a run's replies towards the "0 wrong, 0 out of order" target. */
@@ -283,6 +315,8 @@ async function slotCycle(env: Env, gateway: Child): Promise<string> {
 interface S1Run {
   r: TurnsResult;
   cpu: CpuFigures;
+  /** Warm-up rounds before the process reached its steady state. */
+  warmRounds: number;
   slots?: string;
 }
 
@@ -295,23 +329,25 @@ async function scenario1(env: Env): Promise<Row[]> {
   const rounds = 3;
   const run = (prefix: string) =>
     turns(env, { sessions: 100, turns: 20, window: 1, prefix, timeoutMs: 120_000 });
-  const measure = async (child: Child, prefix: string, traced: boolean): Promise<S1Run> => {
-    await warmUp(env);
+  const measure = async (child: Child, label: string, prefix: string, traced: boolean): Promise<S1Run> => {
+    const warmRounds = await warmUp(env, child);
     if (traced) await child.request("traceReset");
     await configureFake(env, {});
-    const { result, cpu } = await withCpu(child, () => run(prefix));
+    const { result, cpu } = await profiled(env, child, label, () => withCpu(child, () => run(prefix)));
     const slots = traced ? await slotCycle(env, child) : undefined;
     await child.stop();
-    return { r: result, cpu, slots };
+    return { r: result, cpu, warmRounds, slots };
   };
   await configureFake(env, {});
   const runs: Record<"llmqtt" | "bare", S1Run[]> = { llmqtt: [], bare: [] };
   for (let round = 0; round < rounds; round++) {
-    runs.llmqtt.push(await measure(await startGateway(env, `S1-${round}`), `s1l${round}`, true));
-    runs.bare.push(await measure(await startBare(env, `S6-${round}`), `s1b${round}`, false));
+    const [llmqttLabel, bareLabel] = [`S1-${round}`, `S6-${round}`];
+    runs.llmqtt.push(await measure(await startGateway(env, llmqttLabel), llmqttLabel, `s1l${round}`, true));
+    runs.bare.push(await measure(await startBare(env), bareLabel, `s1b${round}`, false));
   }
   const uncapped = await measure(
     await startGateway(env, "S1-slots100", { server: { slots: 100 } }),
+    "S1-slots100",
     "s1u",
     false,
   );
@@ -322,7 +358,8 @@ async function scenario1(env: Env): Promise<Row[]> {
   const cpuPerTurn = (x: S1Run) => perTurn(x, x.cpu.user + x.cpu.system);
   const cpuText = (x: S1Run) =>
     `its process used ${fixed(cpuPerTurn(x))} us CPU/turn (user ${fixed(perTurn(x, x.cpu.user))}, sys ${fixed(perTurn(x, x.cpu.system))}), ` +
-    `${fixed(perTurn(x, x.cpu.voluntary), 1)} waits + ${fixed(perTurn(x, x.cpu.involuntary), 1)} preemptions/turn`;
+    `${fixed(perTurn(x, x.cpu.voluntary), 1)} waits + ${fixed(perTurn(x, x.cpu.involuntary), 1)} preemptions/turn, ` +
+    `after ${x.warmRounds} warm-up rounds`;
   const rounded = (list: S1Run[]) => `rounds ${list.map((x) => fixed(rate(x))).join(", ")} turns/s`;
   const l = best(runs.llmqtt);
   const b = best(runs.bare);
@@ -360,7 +397,7 @@ async function scenario1(env: Env): Promise<Row[]> {
 async function scenario2(env: Env): Promise<Row[]> {
   await configureFake(env, {});
   const gateway = await startGateway(env, "S2");
-  await warmUp(env);
+  await warmUp(env, gateway);
   const r = await turns(env, { sessions: 200, turns: 50, window: 4, prefix: "s2", timeoutMs: 180_000 });
   await gateway.stop();
   return [
@@ -374,10 +411,12 @@ async function scenario2(env: Env): Promise<Row[]> {
 async function scenario3(env: Env): Promise<Row[]> {
   await configureFake(env, {});
   const gateway = await startGateway(env, "S3");
-  await warmUp(env);
+  await warmUp(env, gateway);
   await configureFake(env, { delayMs: S3_DELAY_MS });
   await gateway.request("traceReset");
-  const r = await turns(env, { sessions: 64, turns: 10, window: 1, prefix: "s3", timeoutMs: 120_000 });
+  const r = await profiled(env, gateway, "S3", () =>
+    turns(env, { sessions: 64, turns: 10, window: 1, prefix: "s3", timeoutMs: 120_000 }),
+  );
   const stats = await env.fake.request<FakeStats>("stats");
   const handoff = await gateway.request<HandoffFigures>("handoff", { slots: SLOTS });
   await gateway.stop();
@@ -437,7 +476,7 @@ async function scenario4(env: Env): Promise<Row[]> {
       await gateway.request("heapSnapshot", { file: `${dir}/${env.broker.name}-S4-${name}.heapsnapshot` });
   };
   const started = performance.now();
-  await warmUp(env);
+  await warmUp(env, gateway);
   await fill("warm4-", 500);
   const before = await measure();
   await snapshot("before");
@@ -555,7 +594,7 @@ async function scenarioTcp(env: Env): Promise<Row[]> {
   const rows: Row[] = [];
   for (const noDelay of [true, false]) {
     const gateway = await startGateway(env, `TCP-${noDelay ? "on" : "off"}`, { mqtt: { noDelay } });
-    await warmUp(env);
+    await warmUp(env, gateway);
     const r = await turns(env, {
       sessions: 1,
       turns: 100,
@@ -626,6 +665,7 @@ function printTargets(all: { broker: string; targets: TargetFigures }[]): void {
 
 async function main(): Promise<void> {
   const options = parseOptions(process.argv.slice(2));
+  if (options.cpuProfDir) await mkdir(options.cpuProfDir, { recursive: true });
   const cpu = cpus();
   const wanted = (id: string) => !options.only || options.only.has(id);
   console.log("llmqtt benchmark: figures, not pass/fail");
@@ -635,7 +675,9 @@ async function main(): Promise<void> {
   console.log(
     "processes: load generator (MQTT clients, SSE client, timing) = this process; llmqtt or the bare forwarder, " +
       "the fake model server and Aedes = one child process each; Mosquitto = its own process. They share the CPUs. " +
-      "All on 127.0.0.1, QoS 1, TCP_NODELAY on every socket; latency = publish -> reply, at the load generator.",
+      "All on 127.0.0.1, QoS 1, TCP_NODELAY on every socket; latency = publish -> reply, at the load generator. " +
+      "Every gateway and bare-forwarder process is warmed up before it is measured: rounds of 1,000 turns until its " +
+      "CPU per turn settles (within 5 %, 3 to 12 rounds), i.e. after the JIT has compiled its hot code.",
   );
   console.log(
     "llmqtt runs as `llmqtt serve` would: one project (general), silent logs, HTTP endpoint on a free port, bridge off.",

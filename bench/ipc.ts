@@ -4,6 +4,8 @@
  * is the little request/response protocol over Node's IPC channel between them.
  */
 import { fork, type ChildProcess } from "node:child_process";
+import { writeFile } from "node:fs/promises";
+import { Session } from "node:inspector/promises";
 
 interface Request {
   id: number;
@@ -88,10 +90,34 @@ export class Child<Info = unknown> {
 export type Handlers = Record<string, (args: never) => unknown>;
 
 /**
- * Child side: report ready with `info`, then answer commands with `handlers`. The command
- * `stop` runs `handlers.stop` (if any), answers, and exits the process.
+ * CPU profiling of just the measured part of a run (not start-up or warm-up): `profileStart`,
+ * then `profileStop` with the .cpuprofile file to write.
  */
-export function serve(info: unknown, handlers: Handlers): void {
+function profilingHandlers(): Handlers {
+  let session: Session | undefined;
+  return {
+    profileStart: async () => {
+      session = new Session();
+      session.connect();
+      await session.post("Profiler.enable");
+      await session.post("Profiler.start");
+    },
+    profileStop: async (args: { file: string }) => {
+      if (!session) throw new Error("profileStop without profileStart");
+      const { profile } = await session.post("Profiler.stop");
+      session.disconnect();
+      session = undefined;
+      await writeFile(args.file, JSON.stringify(profile));
+    },
+  };
+}
+
+/**
+ * Child side: report ready with `info`, then answer commands with `handlers` (and the profiling
+ * commands). The command `stop` runs `handlers.stop` (if any), answers, and exits the process.
+ */
+export function serve(info: unknown, ownHandlers: Handlers): void {
+  const handlers = { ...profilingHandlers(), ...ownHandlers };
   process.on("message", (message: Request) => {
     void (async () => {
       let response: Response;
