@@ -269,8 +269,10 @@ class StreamAssembler {
 }
 
 /** A user message with images becomes content parts: its text, then one `image_url` per image. */
-function toMessageParam(message: ChatMessage): ExtendedChatParams["messages"][number] {
-  if (message.role !== "user" || !message.images?.length)
+function toMessageParam(message: Readonly<ChatMessage>): ExtendedChatParams["messages"][number] {
+  // Most messages (all of the stored history) already have the wire shape: sent as they are.
+  if (message.images === undefined) return message as ExtendedChatParams["messages"][number];
+  if (message.role !== "user" || message.images.length === 0)
     return { role: message.role, content: message.content };
   return {
     role: "user",

@@ -29,7 +29,8 @@ export interface SamplingParameters {
 }
 
 export interface ChatRequest extends SamplingParameters {
-  messages: ChatMessage[];
+  /** Read-only: they are often the session's stored messages themselves. */
+  messages: readonly Readonly<ChatMessage>[];
   tools?: ToolDefinition[];
   toolChoice?: "auto" | "required" | "none";
   /** Sent as chat_template_kwargs.enable_thinking (llama.cpp, vLLM). */

@@ -18,7 +18,7 @@ import { fitToBudget } from "../sessions/history.js";
 import type { SessionManager } from "../sessions/manager.js";
 import { sessionKeyString } from "../sessions/record.js";
 import type { TokenEstimator } from "../sessions/tokens.js";
-import { SessionStoreUnavailable, type MazeCounters, type SessionRecord } from "../sessions/types.js";
+import { SessionStoreUnavailable, type MazeCounters, type StoredSession } from "../sessions/types.js";
 
 export type TurnOutcome =
   | { ok: true; text: string; finishReason: string; usage?: TokenUsage; latencyMs: number }
@@ -57,7 +57,7 @@ export class TurnRunner {
   async run(turn: TurnRequest, onDelta?: (text: string) => void): Promise<TurnOutcome> {
     const started = this.now();
     const key = { project: turn.project, sessionId: turn.sessionId };
-    let messages: ChatMessage[] = [];
+    let messages: readonly Readonly<ChatMessage>[] = [];
     try {
       const health = this.deps.backend.health();
       if (!health.healthy) {
@@ -119,7 +119,7 @@ export class TurnRunner {
     };
   }
 
-  private fit(session: SessionRecord, user: ChatMessage, budget: number): ChatMessage[] {
+  private fit(session: StoredSession, user: ChatMessage, budget: number): Readonly<ChatMessage>[] {
     const system: ChatMessage | undefined = session.systemPrompt
       ? { role: "system", content: session.systemPrompt }
       : undefined;
@@ -129,10 +129,10 @@ export class TurnRunner {
   /** PROTOCOL B6: when the server still finds the prompt too long, drop older turns and retry once. */
   private async callWithOverflowRetry(
     request: Omit<ChatRequest, "messages">,
-    session: SessionRecord,
+    session: StoredSession,
     user: ChatMessage,
-    messages: ChatMessage[],
-  ): Promise<{ result: ChatResult; sent: ChatMessage[] }> {
+    messages: readonly Readonly<ChatMessage>[],
+  ): Promise<{ result: ChatResult; sent: readonly Readonly<ChatMessage>[] }> {
     const { backend, estimator } = this.deps;
     try {
       return {
@@ -160,7 +160,7 @@ export class TurnRunner {
     }
   }
 
-  private observe(messages: ChatMessage[], result: ChatResult): ChatResult {
+  private observe(messages: readonly Readonly<ChatMessage>[], result: ChatResult): ChatResult {
     if (result.usage?.promptTokens) this.deps.estimator.observe(messages, result.usage.promptTokens);
     return result;
   }
@@ -180,7 +180,7 @@ export class TurnRunner {
 
   private record(
     turn: TurnRequest,
-    messages: ChatMessage[],
+    messages: readonly Readonly<ChatMessage>[],
     latencyMs: number,
     outcome: { reply?: string; error?: string; usage?: TokenUsage },
   ): void {

@@ -28,6 +28,21 @@ export type OutboundKind = "reply" | "error" | "notice" | "stream";
 const LATENCY_BUCKETS = [0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 30, 60, 120];
 
 /**
+ * prom-client hashes the label object on every inc() and observe(); the per-turn calls go through
+ * a child kept per label pair instead (projects and kinds are few and come from the config).
+ */
+function childrenOf<Child>(metric: { labels(first: string, second: string): Child }) {
+  const children = new Map<string, Map<string, Child>>();
+  return (first: string, second: string): Child => {
+    let inner = children.get(first);
+    if (!inner) children.set(first, (inner = new Map()));
+    let child = inner.get(second);
+    if (!child) inner.set(second, (child = metric.labels(first, second)));
+    return child;
+  };
+}
+
+/**
  * The MQTT side and the model side in one registry. Also keeps the plain totals the periodic
  * stats line prints, so every event is recorded once.
  */
@@ -86,6 +101,11 @@ export class GatewayMetrics {
     help: "Connections to the MQTT broker after the first",
     registers: [this.registry],
   });
+
+  private readonly receivedBy = childrenOf(this.received);
+  private readonly publishedBy = childrenOf(this.published);
+  private readonly turnSecondsBy = childrenOf(this.turnSeconds);
+  private readonly tokensBy = childrenOf(this.tokens);
 
   constructor(sources: MetricSources) {
     collectDefaultMetrics({ register: this.registry, prefix: "llmqtt_process_" });
@@ -156,11 +176,11 @@ export class GatewayMetrics {
 
   messageReceived(project: string, kind: InboundKind): void {
     this.totals.received++;
-    this.received.inc({ project, kind });
+    this.receivedBy(project, kind).inc();
   }
 
   messagePublished(project: string, kind: OutboundKind): void {
-    this.published.inc({ project, kind });
+    this.publishedBy(project, kind).inc();
   }
 
   rejected(project: string, reason: string): void {
@@ -178,11 +198,11 @@ export class GatewayMetrics {
     else this.totals.errors++;
     this.latencySumMs += latencyMs;
     this.latencyCount++;
-    this.turnSeconds.observe({ project, outcome: ok ? "ok" : "error" }, latencyMs / 1000);
+    this.turnSecondsBy(project, ok ? "ok" : "error").observe(latencyMs / 1000);
     this.recent.add({ at: Date.now(), latencyMs, ok, project });
     if (usage) {
-      this.tokens.inc({ project, direction: "prompt" }, usage.promptTokens);
-      this.tokens.inc({ project, direction: "completion" }, usage.completionTokens);
+      this.tokensBy(project, "prompt").inc(usage.promptTokens);
+      this.tokensBy(project, "completion").inc(usage.completionTokens);
     }
   }
 

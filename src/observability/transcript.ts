@@ -6,7 +6,7 @@ export interface TranscriptEntry {
   project: string;
   sessionId: string;
   requestId?: string;
-  messages: unknown[];
+  messages: readonly unknown[];
   reply?: string;
   error?: string;
   latencyMs: number;

@@ -1,4 +1,10 @@
-import { createHash } from "node:crypto";
+import * as crypto from "node:crypto";
+
+/** The one-shot `crypto.hash` (Node 20.12+) is several times cheaper than a Hash object per message. */
+const sha1: (payload: Buffer) => string =
+  typeof crypto.hash === "function"
+    ? (payload) => crypto.hash("sha1", payload, "base64")
+    : (payload) => crypto.createHash("sha1").update(payload).digest("base64");
 
 /**
  * Recognises a QoS 1 message delivered a second time. After a broker restart or a lost PUBACK,
@@ -15,7 +21,7 @@ export class RedeliveryFilter {
 
   /** Notes a message; true when it is a redelivery of one taken in before. */
   isRepeat(topic: string, payload: Buffer, redelivered: boolean): boolean {
-    const key = `${topic}\u0000${createHash("sha1").update(payload).digest("base64")}`;
+    const key = `${topic}\u0000${sha1(payload)}`;
     if (redelivered && this.seen.has(key)) return true;
     this.seen.add(key);
     if (this.seen.size > this.capacity) this.seen.delete(this.seen.values().next().value!);

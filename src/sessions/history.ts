@@ -1,5 +1,4 @@
 import type { ChatMessage } from "../backends/types.js";
-import { copyMessage } from "./record.js";
 import type { TokenEstimator } from "./tokens.js";
 
 /**
@@ -7,15 +6,16 @@ import type { TokenEstimator } from "./tokens.js";
  * `history` that fit in `budgetTokens`, and `next`. Pairs are kept whole because a reply without
  * its question (or the reverse) misleads the model. The system prompt and `next` are always sent,
  * even alone over budget: the server's context error then says so, rather than a silent cut.
- * Returns fresh copies; the stored history is never handed to a model call.
+ * Returns a new list of the same (read-only) message objects: nothing is copied per turn, and
+ * nothing downstream can change the stored history through it.
  */
 export function fitToBudget(
-  system: ChatMessage | undefined,
-  history: readonly ChatMessage[],
-  next: ChatMessage,
+  system: Readonly<ChatMessage> | undefined,
+  history: readonly Readonly<ChatMessage>[],
+  next: Readonly<ChatMessage>,
   budgetTokens: number,
   estimator: TokenEstimator,
-): ChatMessage[] {
+): Readonly<ChatMessage>[] {
   let remaining = budgetTokens - estimator.estimate(system ? [system, next] : [next]);
   let start = history.length;
   while (start >= 2) {
@@ -24,8 +24,8 @@ export function fitToBudget(
     remaining -= cost;
     start -= 2;
   }
-  const messages = system ? [copyMessage(system)] : [];
-  for (let i = start; i < history.length; i++) messages.push(copyMessage(history[i]!));
-  messages.push(copyMessage(next));
+  const messages = system ? [system] : [];
+  for (let i = start; i < history.length; i++) messages.push(history[i]!);
+  messages.push(next);
   return messages;
 }

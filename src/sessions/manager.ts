@@ -55,21 +55,21 @@ export class SessionManager {
 
   /**
    * Loads or creates the session for a turn. A turn's own system prompt replaces the session's,
-   * history kept (B4). Returns a copy.
+   * history kept (B4). Returns the stored record itself, read-only: no copy of the history per turn.
    */
-  async open(key: SessionKey, systemPromptOverride?: string): Promise<SessionRecord> {
+  async open(key: SessionKey, systemPromptOverride?: string): Promise<StoredSession> {
     const override = (record: StoredSession) =>
       systemPromptOverride === undefined || systemPromptOverride === record.systemPrompt
         ? undefined
         : withPrompt(record, systemPromptOverride, false);
     const existing = await this.store.update(key, (current) => current && override(current));
-    if (existing) return cloneRecord(existing);
+    if (existing) return existing;
     // Only a new session needs the project prompt: one store round trip less on every other turn.
     const prompt = systemPromptOverride ?? (await this.projectPrompt(key.project));
     const opened = await this.store.update(key, (current) =>
       current ? override(current) : newSessionRecord(key, prompt, this.now()),
     );
-    return cloneRecord(opened!);
+    return opened!;
   }
 
   /**

@@ -194,16 +194,28 @@ for (const kind of STORE_KINDS) {
       assert.deepEqual((await manager.open(key("s1"))).history, []);
     });
 
-    test("records handed out are copies", async () => {
+    test("read() hands out copies", async () => {
       const { manager, key, withTurns } = await setup();
       await withTurns(key("a"), 1);
-      const record = await manager.open(key("a"));
+      const record = (await manager.read(key("a")))!;
       record.history.push(user("sneaky"));
       record.history[0]!.content = "changed";
       record.maze.stateRepeatCount = 5;
-      const again = await manager.open(key("a"));
+      const again = (await manager.read(key("a")))!;
       assert.deepEqual(again.history, [user("u0"), assistant("a0")]);
       assert.equal(again.maze.stateRepeatCount, 0);
+    });
+
+    test("a record from open() stays as it was while the session changes (updates replace, never edit)", async () => {
+      const { manager, key, withTurns } = await setup();
+      await withTurns(key("a"), 1);
+      const held = await manager.open(key("a"));
+      assert.equal(await manager.commitTurn(key("a"), held.generation, user("q"), assistant("r")), true);
+      await manager.setSessionPrompt(key("a"), "other", false);
+      await manager.clear("maze", "a");
+      assert.deepEqual(held.history, [user("u0"), assistant("a0")]);
+      assert.notEqual(held.systemPrompt, "other");
+      assert.equal((await manager.open(key("a"))).history.length, 0);
     });
   });
 }
