@@ -18,6 +18,9 @@
  *                           measured, after warm-up (one .cpuprofile per process and run, default
  *                           build/bench-profiles); read one with
  *                           `node build/bench/profileSummary.js <file> [top] [callers-of-function]`
+ *   --promoted-prof [dir]   the same runs, sampling the allocations that outlive a young-generation
+ *                           collection (what garbage collection copies and promotes; one
+ *                           .heapprofile each); `node build/bench/profileSummary.js <file> [top]`
  *   --heap-snapshots [dir]  S4: heap snapshots of the gateway before and after the 10,000 sessions
  *                           (default build/bench-profiles); compare with
  *                           `node build/bench/heapDiff.js <before> <after> 10000`
@@ -29,7 +32,7 @@ import { mergeInputs, type SettingsInput } from "../src/config/load.js";
 import { mosquittoAvailable, startMosquitto } from "../test/support/brokers.js";
 import type { FakeConfig, FakeInfo, FakeStats } from "./fakeServerProcess.js";
 import type { HandoffFigures, MemoryFigures, SessionFigures } from "./gatewayProcess.js";
-import { Child } from "./ipc.js";
+import { Child, type ProfileFiles } from "./ipc.js";
 import {
   closeClients,
   connectClients,
@@ -47,6 +50,7 @@ interface Options {
   only?: Set<string>;
   brokers: string[];
   cpuProfDir?: string;
+  promotedProfDir?: string;
   heapSnapshotDir?: string;
   /** Extra gateway settings for every run (experiments: what does a setting cost?). */
   gatewaySettings: SettingsInput;
@@ -164,6 +168,7 @@ function parseOptions(argv: string[]): Options {
       options.bareSettings = JSON.parse(argv[++i]!) as Record<string, unknown>;
     else if (arg === "--node-flags") options.nodeFlags = argv[++i]!.split(/\s+/).filter(Boolean);
     else if (arg === "--cpu-prof") [options.cpuProfDir, i] = dirArg(i);
+    else if (arg === "--promoted-prof") [options.promotedProfDir, i] = dirArg(i);
     else if (arg === "--heap-snapshots") [options.heapSnapshotDir, i] = dirArg(i);
     else throw new Error(`unknown option ${arg}`);
   }
@@ -184,13 +189,18 @@ async function startBroker(name: string): Promise<Broker> {
 /** --expose-gc for memory figures, and any --node-flags. */
 const childExecArgv = (env: Env) => ["--expose-gc", ...env.options.nodeFlags];
 
-/** Runs `run`, with the child's CPU profiled meanwhile when --cpu-prof asked for it. */
+/** Runs `run`, with the child profiled meanwhile when --cpu-prof or --promoted-prof asked for it. */
 async function profiled<T>(env: Env, child: Child, label: string, run: () => Promise<T>): Promise<T> {
-  const dir = env.options.cpuProfDir;
-  if (!dir) return run();
-  await child.request("profileStart");
+  const { cpuProfDir, promotedProfDir } = env.options;
+  if (!cpuProfDir && !promotedProfDir) return run();
+  const name = `${env.broker.name}-${label}`;
+  const files: ProfileFiles = {
+    ...(cpuProfDir ? { cpu: `${cpuProfDir}/${name}.cpuprofile` } : {}),
+    ...(promotedProfDir ? { promoted: `${promotedProfDir}/${name}.heapprofile` } : {}),
+  };
+  await child.request("profileStart", files);
   const result = await run();
-  await child.request("profileStop", { file: `${dir}/${env.broker.name}-${label}.cpuprofile` });
+  await child.request("profileStop", files);
   return result;
 }
 
@@ -672,7 +682,8 @@ function printTargets(all: { broker: string; targets: TargetFigures }[]): void {
 
 async function main(): Promise<void> {
   const options = parseOptions(process.argv.slice(2));
-  if (options.cpuProfDir) await mkdir(options.cpuProfDir, { recursive: true });
+  for (const dir of [options.cpuProfDir, options.promotedProfDir])
+    if (dir) await mkdir(dir, { recursive: true });
   const cpu = cpus();
   const wanted = (id: string) => !options.only || options.only.has(id);
   console.log("llmqtt benchmark: figures, not pass/fail");
@@ -738,6 +749,7 @@ async function main(): Promise<void> {
   printTargets(all);
   console.log(`\ntotal ${fixed((performance.now() - started) / 1000)} s`);
   if (options.cpuProfDir) console.log(`CPU profiles in ${options.cpuProfDir}/`);
+  if (options.promotedProfDir) console.log(`promoted-allocation profiles in ${options.promotedProfDir}/`);
   if (options.heapSnapshotDir)
     console.log(`heap snapshots in ${options.heapSnapshotDir}/ (S4 RSS includes them)`);
 }

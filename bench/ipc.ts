@@ -89,25 +89,53 @@ export class Child<Info = unknown> {
 
 export type Handlers = Record<string, (args: never) => unknown>;
 
+/** What `profileStart` turns on; `profileStop` writes each to its file. */
+export interface ProfileFiles {
+  /** V8 CPU profile (.cpuprofile). */
+  cpu?: string;
+  /**
+   * Sampled allocations that survived a young-generation collection (.heapprofile): the bytes the
+   * scavenger had to copy and promote, by the function that allocated them.
+   */
+  promoted?: string;
+}
+
 /**
- * CPU profiling of just the measured part of a run (not start-up or warm-up): `profileStart`,
- * then `profileStop` with the .cpuprofile file to write.
+ * Profiling of just the measured part of a run (not start-up or warm-up): `profileStart` with
+ * the files to come, then `profileStop` with the same files.
  */
 function profilingHandlers(): Handlers {
   let session: Session | undefined;
   return {
-    profileStart: async () => {
+    profileStart: async (files: ProfileFiles) => {
       session = new Session();
       session.connect();
-      await session.post("Profiler.enable");
-      await session.post("Profiler.start");
+      if (files.cpu) {
+        await session.post("Profiler.enable");
+        await session.post("Profiler.start");
+      }
+      if (files.promoted) {
+        await session.post("HeapProfiler.enable");
+        // Typed in @types/node without the two flags V8 has had since 12.
+        await session.post("HeapProfiler.startSampling", {
+          samplingInterval: 512,
+          includeObjectsCollectedByMajorGC: true,
+          includeObjectsCollectedByMinorGC: false,
+        } as { samplingInterval: number });
+      }
     },
-    profileStop: async (args: { file: string }) => {
+    profileStop: async (files: ProfileFiles) => {
       if (!session) throw new Error("profileStop without profileStart");
-      const { profile } = await session.post("Profiler.stop");
+      if (files.cpu) {
+        const { profile } = await session.post("Profiler.stop");
+        await writeFile(files.cpu, JSON.stringify(profile));
+      }
+      if (files.promoted) {
+        const { profile } = await session.post("HeapProfiler.stopSampling");
+        await writeFile(files.promoted, JSON.stringify(profile));
+      }
       session.disconnect();
       session = undefined;
-      await writeFile(args.file, JSON.stringify(profile));
     },
   };
 }

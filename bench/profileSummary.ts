@@ -1,6 +1,7 @@
 /**
  * Reads a V8 .cpuprofile (from `npm run bench -- --cpu-prof`) and prints where the time went:
  * the hottest functions by self time, and self time summed by source (llmqtt file or package).
+ * A .heapprofile (from `--promoted-prof`) is read the same way, with bytes in place of time.
  *
  *   node build/bench/profileSummary.js build/bench-profiles/aedes-S1.cpuprofile [top]
  */
@@ -20,13 +21,37 @@ interface Profile {
   timeDeltas: number[];
 }
 
+interface HeapNode {
+  id: number;
+  callFrame: ProfileNode["callFrame"];
+  selfSize: number;
+  children: HeapNode[];
+}
+
+/** A heap profile as a profile whose "time" is bytes: one sample per node, of its self size. */
+function fromHeapProfile(head: HeapNode): Profile {
+  const profile: Profile = { nodes: [], samples: [], timeDeltas: [], startTime: 0, endTime: 0 };
+  const visit = (node: HeapNode): void => {
+    profile.nodes.push({ id: node.id, callFrame: node.callFrame, children: node.children.map((c) => c.id) });
+    profile.samples.push(node.id);
+    profile.timeDeltas.push(node.selfSize);
+    profile.endTime += node.selfSize;
+    node.children.forEach(visit);
+  };
+  visit(head);
+  return profile;
+}
+
 const [file, topArg] = process.argv.slice(2);
 if (!file) {
-  console.error("usage: node build/bench/profileSummary.js <file.cpuprofile> [top]");
+  console.error("usage: node build/bench/profileSummary.js <file.cpuprofile|file.heapprofile> [top]");
   process.exit(2);
 }
 const top = Number(topArg ?? 30);
-const profile = JSON.parse(readFileSync(file, "utf8")) as Profile;
+const bytes = file.endsWith(".heapprofile");
+const measure = bytes ? "bytes" : "time";
+const parsed: unknown = JSON.parse(readFileSync(file, "utf8"));
+const profile = bytes ? fromHeapProfile((parsed as { head: HeapNode }).head) : (parsed as Profile);
 const byId = new Map(profile.nodes.map((n) => [n.id, n]));
 const selfUs = new Map<number, number>();
 profile.samples.forEach((id, i) => selfUs.set(id, (selfUs.get(id) ?? 0) + (profile.timeDeltas[i] ?? 0)));
@@ -57,13 +82,19 @@ for (const [id, us] of selfUs) {
 }
 
 const pct = (us: number) => `${((100 * us) / totalUs).toFixed(1).padStart(5)} %`;
-const ms = (us: number) => `${(us / 1000).toFixed(0).padStart(7)} ms`;
+const ms = bytes
+  ? (b: number) => `${(b / 1024).toFixed(0).padStart(7)} KB`
+  : (us: number) => `${(us / 1000).toFixed(0).padStart(7)} ms`;
 const sorted = (m: Map<string, number>) => [...m.entries()].sort((a, b) => b[1] - a[1]);
 
-console.log(`${file}: ${(totalUs / 1e6).toFixed(1)} s profiled`);
-console.log(`\nself time by source`);
+console.log(
+  bytes
+    ? `${file}: ${(totalUs / 2 ** 20).toFixed(1)} MB sampled`
+    : `${file}: ${(totalUs / 1e6).toFixed(1)} s profiled`,
+);
+console.log(`\nself ${measure} by source`);
 for (const [name, us] of sorted(sources).slice(0, top)) console.log(`${ms(us)} ${pct(us)}  ${name}`);
-console.log(`\nhottest functions (self time)`);
+console.log(`\nhottest functions (self ${measure})`);
 for (const [name, us] of sorted(functions).slice(0, top)) console.log(`${ms(us)} ${pct(us)}  ${name}`);
 
 /**
@@ -87,7 +118,7 @@ for (const [name, us] of sorted(functions).slice(0, top)) console.log(`${ms(us)}
       inclusive.set(key, (inclusive.get(key) ?? 0) + us);
     }
   }
-  console.log(`\nllmqtt functions by inclusive time (self + synchronous callees)`);
+  console.log(`\nllmqtt functions by inclusive ${measure} (self + synchronous callees)`);
   for (const [name, us] of sorted(inclusive).slice(0, top)) console.log(`${ms(us)} ${pct(us)}  ${name}`);
 }
 
