@@ -98,8 +98,9 @@ interface Env {
 type Shape = { streams: number; turns: number };
 
 const SLOTS = 8;
+const S1_SESSIONS = 100;
 /** S1 measures the gateway, not slot hand-off (S3 does): one slot per session, as the bare forwarder has. */
-const UNCAPPED = { server: { slots: 100 } };
+const UNCAPPED = { server: { slots: S1_SESSIONS } };
 const S3_DELAY_MS = 200;
 const STREAM_SHAPES: Shape[] = [
   { streams: 1, turns: 30 },
@@ -349,7 +350,7 @@ interface S1Run {
 async function scenario1(env: Env): Promise<Row[]> {
   const rounds = 3;
   const run = (prefix: string) =>
-    turns(env, { sessions: 100, turns: 20, window: 1, prefix, timeoutMs: 120_000 });
+    turns(env, { sessions: S1_SESSIONS, turns: 20, window: 1, prefix, timeoutMs: 120_000 });
   const measure = async (child: Child, label: string, prefix: string, traced: boolean): Promise<S1Run> => {
     const warmRounds = await warmUp(env, child);
     if (traced) await child.request("traceReset");

@@ -82,7 +82,7 @@ for (const [id, us] of selfUs) {
 }
 
 const pct = (us: number) => `${((100 * us) / totalUs).toFixed(1).padStart(5)} %`;
-const ms = bytes
+const amount = bytes
   ? (b: number) => `${(b / 1024).toFixed(0).padStart(7)} KB`
   : (us: number) => `${(us / 1000).toFixed(0).padStart(7)} ms`;
 const sorted = (m: Map<string, number>) => [...m.entries()].sort((a, b) => b[1] - a[1]);
@@ -93,9 +93,9 @@ console.log(
     : `${file}: ${(totalUs / 1e6).toFixed(1)} s profiled`,
 );
 console.log(`\nself ${measure} by source`);
-for (const [name, us] of sorted(sources).slice(0, top)) console.log(`${ms(us)} ${pct(us)}  ${name}`);
+for (const [name, us] of sorted(sources).slice(0, top)) console.log(`${amount(us)} ${pct(us)}  ${name}`);
 console.log(`\nhottest functions (self ${measure})`);
-for (const [name, us] of sorted(functions).slice(0, top)) console.log(`${ms(us)} ${pct(us)}  ${name}`);
+for (const [name, us] of sorted(functions).slice(0, top)) console.log(`${amount(us)} ${pct(us)}  ${name}`);
 
 /**
  * Inclusive time of llmqtt's own functions (src/): their self time plus everything they call
@@ -119,7 +119,7 @@ for (const [name, us] of sorted(functions).slice(0, top)) console.log(`${ms(us)}
     }
   }
   console.log(`\nllmqtt functions by inclusive ${measure} (self + synchronous callees)`);
-  for (const [name, us] of sorted(inclusive).slice(0, top)) console.log(`${ms(us)} ${pct(us)}  ${name}`);
+  for (const [name, us] of sorted(inclusive).slice(0, top)) console.log(`${amount(us)} ${pct(us)}  ${name}`);
 }
 
 /** With a third argument: the call stacks (5 frames up) that lead to functions of that name. */
@@ -140,5 +140,5 @@ if (callersOf) {
     stacks.set(key, (stacks.get(key) ?? 0) + us);
   }
   console.log(`\ncallers of ${callersOf}`);
-  for (const [stack, us] of sorted(stacks).slice(0, 12)) console.log(`${ms(us)} ${pct(us)}  ${stack}`);
+  for (const [stack, us] of sorted(stacks).slice(0, 12)) console.log(`${amount(us)} ${pct(us)}  ${stack}`);
 }

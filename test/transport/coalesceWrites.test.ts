@@ -2,8 +2,11 @@ import assert from "node:assert/strict";
 import type { Socket } from "node:net";
 import { after, before, test } from "node:test";
 import mqtt, { type MqttClient } from "mqtt";
+import { createLogger } from "../../src/observability/logger.js";
 import { coalesceWrites } from "../../src/transport/coalesceWrites.js";
+import { MqttTransport } from "../../src/transport/mqttTransport.js";
 import { startAedes, type TestBroker } from "../support/brokers.js";
+import { testSettings } from "../support/settings.js";
 
 let broker: TestBroker;
 before(async () => {
@@ -78,4 +81,27 @@ test("writes in later loop turns are not held back", async () => {
   await client.publishAsync("coalesce/later", "b", { qos: 1 });
   assert.equal(flushes(), 2);
   await client.endAsync();
+});
+
+test("the gateway's MQTT transport writes that way", async () => {
+  const transport = new MqttTransport(testSettings().mqtt, {
+    logger: createLogger("silent"),
+    subscriptions: ["coalesce/transport/in"],
+    onMessage: () => undefined,
+  });
+  await transport.start(broker.url);
+  try {
+    // The connection is the transport's own; reached into here only to count its writes.
+    const flushes = countFlushes(transport["client"]!);
+    const sent: Promise<boolean>[] = [];
+    await new Promise<void>((resolve) => {
+      for (let i = 0; i < 5; i++)
+        setImmediate(() => sent.push(transport.publish("coalesce/transport", `m${i}`)));
+      setImmediate(resolve);
+    });
+    assert.deepEqual(await Promise.all(sent), [true, true, true, true, true]);
+    assert.equal(flushes(), 1);
+  } finally {
+    await transport.stop();
+  }
 });
