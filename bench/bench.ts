@@ -353,7 +353,7 @@ async function scenario1(env: Env): Promise<Row[]> {
     turns(env, { sessions: S1_SESSIONS, turns: 20, window: 1, prefix, timeoutMs: 120_000 });
   const measure = async (child: Child, label: string, prefix: string, traced: boolean): Promise<S1Run> => {
     const warmRounds = await warmUp(env, child);
-    if (traced) await child.request("traceReset");
+    if (traced) await child.request("traceStart");
     await configureFake(env, {});
     const { result, cpu } = await profiled(env, child, label, () => withCpu(child, () => run(prefix)));
     const slots = traced ? await slotCycle(env, child) : undefined;
@@ -431,7 +431,7 @@ async function scenario3(env: Env): Promise<Row[]> {
   const gateway = await startGateway(env, "S3");
   await warmUp(env, gateway);
   await configureFake(env, { delayMs: S3_DELAY_MS });
-  await gateway.request("traceReset");
+  await gateway.request("traceStart");
   const r = await profiled(env, gateway, "S3", () =>
     turns(env, { sessions: 64, turns: 10, window: 1, prefix: "s3", timeoutMs: 120_000 }),
   );

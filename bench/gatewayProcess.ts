@@ -94,7 +94,8 @@ try {
   const settings = buildSettings(input);
   const gateway = new Gateway(settings, { logger: createLogger(settings.logging.level) });
   await gateway.start();
-  const trace = traceModelCalls(gateway);
+  // Installed only for the runs that read it: the wrapper costs a closure and a promise per call.
+  let trace: ReturnType<typeof traceModelCalls> | undefined;
   serve(
     { slots: gateway.scheduler.concurrency },
     {
@@ -105,9 +106,15 @@ try {
         return writeHeapSnapshot(args.file);
       },
       cpu: () => process.resourceUsage(),
-      /** Clears the model-call trace; `handoff` then reads it. */
-      traceReset: () => trace.reset(),
-      handoff: (args: { slots: number }) => trace.handoff(args.slots),
+      /** Starts (or restarts) tracing model calls; `handoff` then reads the trace. */
+      traceStart: () => {
+        trace ??= traceModelCalls(gateway);
+        trace.reset();
+      },
+      handoff: (args: { slots: number }) => {
+        if (!trace) throw new Error("handoff needs traceStart first");
+        return trace.handoff(args.slots);
+      },
       sessions: async (): Promise<SessionFigures> => {
         let sessions = 0;
         let messages = 0;
