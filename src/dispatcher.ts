@@ -147,9 +147,17 @@ export class MessageDispatcher {
   }
 
   private finish(turn: TurnRequest, outcome: TurnOutcome): void {
-    const { metrics, logger, replies } = this.deps;
+    const { metrics, replies } = this.deps;
     metrics.turnFinished(turn.project, outcome.latencyMs, outcome.ok, outcome.ok ? outcome.usage : undefined);
-    // One line per turn, never the prompt or reply text (that is what debug transcripts are for).
+    this.logTurn(turn, outcome);
+    replies.answer(turn, outcome);
+  }
+
+  /** One line per turn, never the prompt or reply text (that is what debug transcripts are for). */
+  private logTurn(turn: TurnRequest, outcome: TurnOutcome): void {
+    const { logger } = this.deps;
+    // The fields are built only when the line is written: this runs for every turn.
+    if (!logger.isLevelEnabled(outcome.ok ? "info" : "warn")) return;
     const fields = {
       project: turn.project,
       sessionId: turn.sessionId,
@@ -171,7 +179,6 @@ export class MessageDispatcher {
     } else {
       logger.warn({ ...fields, outcome: outcome.error.code }, `turn failed: ${outcome.error.message}`);
     }
-    replies.answer(turn, outcome);
   }
 
   private applyTemplate(intent: Intent<"template">): void | Promise<void> {

@@ -17,7 +17,7 @@ export interface HealthMonitorOptions {
  * real requests report what they saw, and tells listeners about every change.
  */
 export class HealthMonitor {
-  private current: BackendHealth = { healthy: false, detail: "not probed yet" };
+  private current: Readonly<BackendHealth> = { healthy: false, detail: "not probed yet" };
   private reported = false;
   private readonly listeners: ((health: BackendHealth) => void)[] = [];
   private timer: NodeJS.Timeout | undefined;
@@ -44,8 +44,9 @@ export class HealthMonitor {
     this.running = undefined;
   }
 
-  health(): BackendHealth {
-    return { ...this.current };
+  /** The stored value itself (asked for on every turn): it is replaced on change, never modified. */
+  health(): Readonly<BackendHealth> {
+    return this.current;
   }
 
   onChange(listener: (health: BackendHealth) => void): void {

@@ -151,9 +151,9 @@ export class LlamaCppBackend implements ModelBackend {
     await disposeRuntime(runtime);
   }
 
-  health(): BackendHealth {
+  health(): Readonly<BackendHealth> {
     // Once stopped (or never loaded) the monitor no longer speaks for the model.
-    return this.runtime ? this.monitor.health() : { ...this.state };
+    return this.runtime ? this.monitor.health() : this.state;
   }
 
   onHealthChange(listener: (health: BackendHealth) => void): void {

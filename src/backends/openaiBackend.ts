@@ -107,7 +107,7 @@ export class OpenAICompatibleBackend implements ModelBackend {
     this.http?.close();
   }
 
-  health(): BackendHealth {
+  health(): Readonly<BackendHealth> {
     return this.monitor.health();
   }
 
@@ -190,12 +190,8 @@ export class OpenAICompatibleBackend implements ModelBackend {
         now: this.now,
         signal,
         policy: this.retry,
-        classify: (err) => this.classify(err),
-        onRetry: (error, attempt, delayMs) =>
-          this.logger.info(
-            { server: this.name, code: error.code, status: error.status, attempt, delayMs },
-            `model request failed (${error.message}); retrying`,
-          ),
+        classify: this.classify,
+        onRetry: this.logRetry,
       });
     } catch (err) {
       if (err instanceof BackendError && err.code === "unreachable") {
@@ -207,14 +203,21 @@ export class OpenAICompatibleBackend implements ModelBackend {
     return result;
   }
 
-  private classify(err: unknown): ClassifiedError {
+  // Arrow-function fields: handed to withRetries on every call without a new closure each time.
+  private readonly logRetry = (error: BackendError, attempt: number, delayMs: number): void =>
+    this.logger.info(
+      { server: this.name, code: error.code, status: error.status, attempt, delayMs },
+      `model request failed (${error.message}); retrying`,
+    );
+
+  private readonly classify = (err: unknown): ClassifiedError => {
     if (err instanceof DeliveredFailure) {
       // The caller's own failure says nothing about the server; chatStreaming rethrows it as it is.
       if (err.byCaller) return { error: new BackendError("cancelled", "onDelta failed"), final: true };
       return { ...classifyError(err.cause, this.errorContext), final: true };
     }
     return classifyError(err, this.errorContext);
-  }
+  };
 }
 
 /** A failure after text went to the caller, or in the caller's own onDelta: never retried. */

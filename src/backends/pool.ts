@@ -52,6 +52,7 @@ const DEFAULT_MAX_AFFINITY_KEYS = 10_000;
 const FAILOVER_CODES = new Set<BackendErrorCode>(["unreachable", "server_error", "rate_limited"]);
 // setTimeout fires at once for delays above 2^31-1 ms; a far deadline must not become an instant one.
 const MAX_TIMER_MS = 2 ** 31 - 1;
+const NONE_TRIED: ReadonlySet<never> = new Set();
 
 interface Member {
   readonly backend: ModelBackend;
@@ -149,11 +150,15 @@ export class BackendPool implements ModelBackend {
   }
 
   health(): BackendHealth {
-    const usable = this.members.filter((m) => this.usable(m));
-    if (usable.length > 0) {
-      return { healthy: true, slots: usable.reduce((sum, m) => sum + this.capacity(m), 0) };
+    // Asked for on every turn: a loop, not filter/reduce.
+    let slots = 0;
+    let anyUsable = false;
+    for (const member of this.members) {
+      if (!this.usable(member)) continue;
+      anyUsable = true;
+      slots += this.capacity(member);
     }
-    return { healthy: false, detail: this.unavailableDetail() };
+    return anyUsable ? { healthy: true, slots } : { healthy: false, detail: this.unavailableDetail() };
   }
 
   onHealthChange(listener: (health: BackendHealth) => void): void {
@@ -173,7 +178,8 @@ export class BackendPool implements ModelBackend {
   }
 
   async chat(request: ChatRequest, signal?: AbortSignal): Promise<ChatResult> {
-    const tried = new Set<Member>();
+    // Members that failed this call; most calls never need one.
+    let tried: Set<Member> | undefined;
     // Everything delivered to the caller so far, across members.
     let delivered = "";
     const onDelta = request.onDelta;
@@ -190,11 +196,10 @@ export class BackendPool implements ModelBackend {
     for (;;) {
       let member: Member;
       try {
-        member = await this.acquire(request, signal, tried, lastError);
+        member = await this.acquire(request, signal, tried ?? NONE_TRIED, lastError);
       } catch (err) {
         throw delivered && err instanceof BackendError ? withPartialText(err, delivered) : err;
       }
-      tried.add(member);
       const before = delivered;
       try {
         const result = await member.backend.chat(continuation(forward, before), signal);
@@ -206,6 +211,7 @@ export class BackendPool implements ModelBackend {
         if (!(err instanceof BackendError)) throw err;
         if (err.code !== "cancelled") member.failed++;
         if (!FAILOVER_CODES.has(err.code)) throw delivered ? withPartialText(err, delivered) : err;
+        (tried ??= new Set()).add(member);
         this.coolDown(member, err);
         if (delivered && !this.continueBrokenStreams) throw withPartialText(err, delivered);
         lastError = err;
@@ -225,10 +231,9 @@ export class BackendPool implements ModelBackend {
   ): Promise<Member> {
     if (signal?.aborted) return Promise.reject(cancelled());
     if (this.now() >= request.deadline) return Promise.reject(deadlinePassed());
-    const candidates = this.candidates(tried);
-    if (candidates.length === 0) return Promise.reject(lastError ?? this.noServer());
+    if (!this.hasCandidate(tried)) return Promise.reject(lastError ?? this.noServer());
     if (this.waiters.length === 0) {
-      const member = this.pick(candidates, request.affinityKey);
+      const member = this.pick(tried, request.affinityKey);
       if (member) {
         member.inFlight++;
         return Promise.resolve(member);
@@ -271,40 +276,45 @@ export class BackendPool implements ModelBackend {
 
   /** Hands free slots to waiting calls in arrival order; fails those no member can serve now. */
   private pump(): void {
+    if (this.waiters.length === 0) return;
     for (const waiter of [...this.waiters]) {
       // A listener may have started a call that already served this one.
       if (!this.waiters.includes(waiter)) continue;
-      const candidates = this.candidates(waiter.tried);
-      if (candidates.length === 0) {
+      if (!this.hasCandidate(waiter.tried)) {
         waiter.fail(waiter.lastError ?? this.noServer());
         continue;
       }
-      const member = this.pick(candidates, waiter.affinityKey);
+      const member = this.pick(waiter.tried, waiter.affinityKey);
       if (!member) continue;
       member.inFlight++;
       waiter.grant(member);
     }
   }
 
-  private candidates(tried: ReadonlySet<Member>): Member[] {
-    return this.members.filter((m) => !tried.has(m) && this.usable(m));
+  private isCandidate(member: Member, tried: ReadonlySet<Member>): boolean {
+    return !tried.has(member) && this.usable(member);
+  }
+
+  private hasCandidate(tried: ReadonlySet<Member>): boolean {
+    return this.members.some((m) => this.isCandidate(m, tried));
   }
 
   /**
-   * The member for a call among `candidates`: the one that last served its conversation if it
-   * has a free slot, else the one with the most free slots by weight (ties take turns).
+   * The member for a call among the candidates: the one that last served its conversation if it
+   * has a free slot, else the one with the most free slots by weight (ties take turns, from
+   * `cursor` on). Runs for every call, so it walks the members without building lists.
    */
-  private pick(candidates: Member[], affinityKey: string | undefined): Member | undefined {
-    const free = candidates.filter((m) => m.inFlight < this.capacity(m));
-    if (free.length === 0) return undefined;
+  private pick(tried: ReadonlySet<Member>, affinityKey: string | undefined): Member | undefined {
     const preferred = affinityKey === undefined ? undefined : this.affinity.get(affinityKey);
-    if (preferred && free.includes(preferred)) return preferred;
+    if (preferred && this.isCandidate(preferred, tried) && this.freeSlots(preferred) > 0) return preferred;
     const n = this.members.length;
-    const order = (m: Member): number => (m.index - this.cursor + n) % n;
     let best: Member | undefined;
-    let bestScore = -Infinity;
-    for (const m of [...free].sort((a, b) => order(a) - order(b))) {
-      const score = (this.capacity(m) - m.inFlight) * m.weight;
+    let bestScore = 0;
+    for (let k = 0; k < n; k++) {
+      const m = this.members[(this.cursor + k) % n]!;
+      const free = this.freeSlots(m);
+      if (free <= 0 || !this.isCandidate(m, tried)) continue;
+      const score = free * m.weight;
       if (score > bestScore) {
         best = m;
         bestScore = score;
@@ -312,6 +322,10 @@ export class BackendPool implements ModelBackend {
     }
     if (best) this.cursor = (best.index + 1) % n;
     return best;
+  }
+
+  private freeSlots(member: Member): number {
+    return this.capacity(member) - member.inFlight;
   }
 
   private remember(affinityKey: string | undefined, member: Member): void {

@@ -127,7 +127,8 @@ export interface ModelBackend {
   /** Probe the server once and keep probing in the background; never throws for a down server. */
   start(): Promise<void>;
   stop(): Promise<void>;
-  health(): BackendHealth;
+  /** Read-only: it may be the backend's own record. */
+  health(): Readonly<BackendHealth>;
   /** Called whenever health or slot count changes. */
   onHealthChange(listener: (health: BackendHealth) => void): void;
   chat(request: ChatRequest, signal?: AbortSignal): Promise<ChatResult>;

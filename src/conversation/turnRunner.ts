@@ -57,7 +57,8 @@ export class TurnRunner {
   async run(turn: TurnRequest, onDelta?: (text: string) => void): Promise<TurnOutcome> {
     const started = this.now();
     const key = { project: turn.project, sessionId: turn.sessionId };
-    let messages: readonly Readonly<ChatMessage>[] = [];
+    // What went to the model, for the transcript; after a context overflow, the shorter list.
+    let request: ChatRequest | undefined;
     try {
       const health = this.deps.backend.health();
       if (!health.healthy) {
@@ -69,12 +70,15 @@ export class TurnRunner {
         role: "user",
         content: maze ? turn.content + mazeStuckMarker(maze) : turn.content,
       };
-      const request = { ...this.buildRequest(turn, started), ...(onDelta ? { onDelta } : {}) };
       // Images go to the model with this turn only; history keeps the text.
       const userWithImages = turn.images?.length ? { ...user, images: turn.images } : user;
-      messages = this.fit(session, userWithImages, this.deps.settings.sessions.maxHistoryTokens);
-      const { result, sent } = await this.callWithOverflowRetry(request, session, userWithImages, messages);
-      messages = sent;
+      request = this.buildRequest(
+        turn,
+        started,
+        this.fit(session, userWithImages, this.deps.settings.sessions.maxHistoryTokens),
+        onDelta,
+      );
+      const result = await this.callWithOverflowRetry(request, session, userWithImages);
       const text = this.replyText(request, result);
       if (maze) {
         maze.assistantRepeatCount = maze.lastReply === text ? maze.assistantRepeatCount + 1 : 0;
@@ -92,7 +96,7 @@ export class TurnRunner {
       );
       if (!committed) this.log.debug(key, "session cleared or deleted during the turn; reply not stored");
       const latencyMs = this.now() - started;
-      this.record(turn, messages, latencyMs, { reply: text, usage: result.usage });
+      this.record(turn, request.messages, latencyMs, { reply: text, usage: result.usage });
       return { ok: true, text, finishReason: result.finishReason, usage: result.usage, latencyMs };
     } catch (error) {
       const gatewayError = toGatewayError(error);
@@ -100,22 +104,33 @@ export class TurnRunner {
         this.log.error({ err: error, ...key }, "turn failed unexpectedly");
       if (gatewayError.code === "store_unavailable")
         this.log.error({ err: error, ...key }, "session store unavailable");
-      this.record(turn, messages, this.now() - started, { error: gatewayError.message });
+      this.record(turn, request?.messages ?? [], this.now() - started, { error: gatewayError.message });
       return { ok: false, error: gatewayError, latencyMs: this.now() - started };
     }
   }
 
-  private buildRequest(turn: TurnRequest, started: number): Omit<ChatRequest, "messages"> {
+  /** One object of one shape per turn: it stays alive for the whole model call. */
+  private buildRequest(
+    turn: TurnRequest,
+    started: number,
+    messages: readonly Readonly<ChatMessage>[],
+    onDelta: ((text: string) => void) | undefined,
+  ): ChatRequest {
     const { settings } = this.deps;
     const project = this.deps.projects.get(turn.project);
+    const hasTools = project.tools.length > 0;
     return {
-      ...project.sampling,
-      ...turn.sampling,
+      messages,
+      temperature: turn.sampling.temperature ?? project.sampling.temperature,
+      topP: turn.sampling.topP ?? project.sampling.topP,
+      maxTokens: turn.sampling.maxTokens ?? project.sampling.maxTokens,
+      tools: hasTools ? project.tools : undefined,
+      toolChoice: hasTools ? project.toolChoice : undefined,
       enableThinking: !settings.skipThinking,
       deadline: started + settings.server.timeoutSec * 1000,
+      onDelta,
       // The server that last served this session still holds its prompt in cache.
       affinityKey: sessionKeyString(turn),
-      ...(project.tools.length > 0 ? { tools: project.tools, toolChoice: project.toolChoice } : {}),
     };
   }
 
@@ -126,19 +141,19 @@ export class TurnRunner {
     return fitToBudget(system, session.history, user, budget, this.deps.estimator);
   }
 
-  /** PROTOCOL B6: when the server still finds the prompt too long, drop older turns and retry once. */
+  /**
+   * PROTOCOL B6: when the server still finds the prompt too long, drop older turns and retry once.
+   * `request.messages` is then the shorter list, the one the answer is for.
+   */
   private async callWithOverflowRetry(
-    request: Omit<ChatRequest, "messages">,
+    request: ChatRequest,
     session: StoredSession,
     user: ChatMessage,
-    messages: readonly Readonly<ChatMessage>[],
-  ): Promise<{ result: ChatResult; sent: readonly Readonly<ChatMessage>[] }> {
+  ): Promise<ChatResult> {
     const { backend, estimator } = this.deps;
+    const messages = request.messages;
     try {
-      return {
-        result: this.observe(messages, await backend.chat({ ...request, messages }, this.deps.shutdown)),
-        sent: messages,
-      };
+      return this.observe(messages, await backend.chat(request, this.deps.shutdown));
     } catch (error) {
       if (!(error instanceof BackendError) || error.code !== "context_overflow") throw error;
       if (error.promptTokens) estimator.observe(messages, error.promptTokens);
@@ -150,13 +165,8 @@ export class TurnRunner {
         { project: session.project, sessionId: session.sessionId, dropped: messages.length - shorter.length },
         "context exceeded; retrying with fewer turns",
       );
-      return {
-        result: this.observe(
-          shorter,
-          await backend.chat({ ...request, messages: shorter }, this.deps.shutdown),
-        ),
-        sent: shorter,
-      };
+      request.messages = shorter;
+      return this.observe(shorter, await backend.chat(request, this.deps.shutdown));
     }
   }
 
@@ -165,7 +175,7 @@ export class TurnRunner {
     return result;
   }
 
-  private replyText(request: Omit<ChatRequest, "messages">, result: ChatResult): string {
+  private replyText(request: ChatRequest, result: ChatResult): string {
     if (request.tools && result.toolCalls.length > 0) {
       return formatMazeAction(result.text, result.toolCalls);
     }

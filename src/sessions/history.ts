@@ -16,10 +16,12 @@ export function fitToBudget(
   budgetTokens: number,
   estimator: TokenEstimator,
 ): Readonly<ChatMessage>[] {
-  let remaining = budgetTokens - estimator.estimate(system ? [system, next] : [next]);
+  let remaining =
+    budgetTokens - estimator.estimateMessage(next) - (system ? estimator.estimateMessage(system) : 0);
   let start = history.length;
   while (start >= 2) {
-    const cost = estimator.estimate([history[start - 2]!, history[start - 1]!]);
+    const cost =
+      estimator.estimateMessage(history[start - 2]!) + estimator.estimateMessage(history[start - 1]!);
     if (cost > remaining) break;
     remaining -= cost;
     start -= 2;

@@ -36,10 +36,15 @@ export class TokenEstimator {
     return Math.ceil(text.length / this.ratio);
   }
 
+  /** One message with its template overhead. */
+  estimateMessage(message: ChatMessage): number {
+    return this.perMessageOverhead + this.estimateText(message.content);
+  }
+
   /** Additive over messages, so callers can sum per-message estimates. */
   estimate(messages: readonly ChatMessage[]): number {
     let tokens = 0;
-    for (const message of messages) tokens += this.perMessageOverhead + this.estimateText(message.content);
+    for (const message of messages) tokens += this.estimateMessage(message);
     return tokens;
   }
 
