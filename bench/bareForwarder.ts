@@ -60,5 +60,5 @@ await client.subscribeAsync("general/user_input", { qos: 1 });
 
 if (process.send) {
   const { serve } = await import("./ipc.js");
-  serve({}, { cpu: () => process.resourceUsage(), stop: () => client.endAsync() });
+  serve({}, { stop: () => client.endAsync() });
 }

@@ -32,7 +32,7 @@ import { mergeInputs, type SettingsInput } from "../src/config/load.js";
 import { mosquittoAvailable, startMosquitto } from "../test/support/brokers.js";
 import type { FakeConfig, FakeInfo, FakeStats } from "./fakeServerProcess.js";
 import type { HandoffFigures, MemoryFigures, SessionFigures } from "./gatewayProcess.js";
-import { Child, type ProfileFiles } from "./ipc.js";
+import { Child, type ProcessUsage, type ProfileFiles } from "./ipc.js";
 import {
   closeClients,
   connectClients,
@@ -305,20 +305,28 @@ interface CpuFigures {
   /** Context switches: waiting for I/O (voluntary), and preempted (involuntary). */
   voluntary: number;
   involuntary: number;
+  /** Main-thread garbage-collection pauses: young generation (scavenges) and the rest, microseconds. */
+  minorGc: number;
+  scavenges: number;
+  majorGc: number;
 }
 
 /** What a child process used (getrusage, all its threads) while `run` ran. */
 async function withCpu<T>(child: Child, run: () => Promise<T>): Promise<{ result: T; cpu: CpuFigures }> {
-  const before = await child.request<NodeJS.ResourceUsage>("cpu");
+  const before = await child.request<ProcessUsage>("cpu");
   const result = await run();
-  const after = await child.request<NodeJS.ResourceUsage>("cpu");
+  const after = await child.request<ProcessUsage>("cpu");
+  const [r0, r1] = [before.resources, after.resources];
   return {
     result,
     cpu: {
-      user: after.userCPUTime - before.userCPUTime,
-      system: after.systemCPUTime - before.systemCPUTime,
-      voluntary: after.voluntaryContextSwitches - before.voluntaryContextSwitches,
-      involuntary: after.involuntaryContextSwitches - before.involuntaryContextSwitches,
+      user: r1.userCPUTime - r0.userCPUTime,
+      system: r1.systemCPUTime - r0.systemCPUTime,
+      voluntary: r1.voluntaryContextSwitches - r0.voluntaryContextSwitches,
+      involuntary: r1.involuntaryContextSwitches - r0.involuntaryContextSwitches,
+      minorGc: (after.gc.minorMs - before.gc.minorMs) * 1000,
+      scavenges: after.gc.minor - before.gc.minor,
+      majorGc: (after.gc.majorMs - before.gc.majorMs) * 1000,
     },
   };
 }
@@ -377,6 +385,7 @@ async function scenario1(env: Env): Promise<Row[]> {
   const cpuText = (x: S1Run) =>
     `its process used ${fixed(cpuPerTurn(x))} us CPU/turn (user ${fixed(perTurn(x, x.cpu.user))}, sys ${fixed(perTurn(x, x.cpu.system))}), ` +
     `${fixed(perTurn(x, x.cpu.voluntary), 1)} waits + ${fixed(perTurn(x, x.cpu.involuntary), 1)} preemptions/turn, ` +
+    `GC pauses ${fixed(perTurn(x, x.cpu.minorGc))} us/turn in ${x.cpu.scavenges} scavenges + ${fixed(perTurn(x, x.cpu.majorGc))} us/turn other, ` +
     `after ${x.warmRounds} warm-up rounds`;
   const rounded = (list: S1Run[]) => `rounds ${list.map((x) => fixed(rate(x))).join(", ")} turns/s`;
   const l = best(runs.llmqtt);

@@ -105,7 +105,6 @@ try {
         await collectedMemory();
         return writeHeapSnapshot(args.file);
       },
-      cpu: () => process.resourceUsage(),
       /** Starts (or restarts) tracing model calls; `handoff` then reads the trace. */
       traceStart: () => {
         trace ??= traceModelCalls(gateway);

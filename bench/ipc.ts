@@ -6,6 +6,7 @@
 import { fork, type ChildProcess } from "node:child_process";
 import { writeFile } from "node:fs/promises";
 import { Session } from "node:inspector/promises";
+import { constants as perfConstants, PerformanceObserver } from "node:perf_hooks";
 
 interface Request {
   id: number;
@@ -140,12 +141,38 @@ function profilingHandlers(): Handlers {
   };
 }
 
+/** What the `cpu` command answers: the process's resource usage and its garbage-collection pauses so far. */
+export interface ProcessUsage {
+  resources: NodeJS.ResourceUsage;
+  /** Main-thread pauses, milliseconds, and how many: young-generation (scavenges) and the rest. */
+  gc: { minorMs: number; minor: number; majorMs: number; major: number };
+}
+
+/** `cpu`: counted from the start, so the parent takes the difference over what it measures. */
+function usageHandlers(): Handlers {
+  const gc = { minorMs: 0, minor: 0, majorMs: 0, major: 0 };
+  new PerformanceObserver((list) => {
+    for (const entry of list.getEntries()) {
+      const kind = (entry as { detail?: { kind?: number } }).detail?.kind;
+      if (kind === perfConstants.NODE_PERFORMANCE_GC_MINOR) {
+        gc.minorMs += entry.duration;
+        gc.minor++;
+      } else {
+        gc.majorMs += entry.duration;
+        gc.major++;
+      }
+    }
+  }).observe({ entryTypes: ["gc"] });
+  return { cpu: (): ProcessUsage => ({ resources: process.resourceUsage(), gc: { ...gc } }) };
+}
+
 /**
  * Child side: report ready with `info`, then answer commands with `handlers` (and the profiling
- * commands). The command `stop` runs `handlers.stop` (if any), answers, and exits the process.
+ * and `cpu` commands). The command `stop` runs `handlers.stop` (if any), answers, and exits the
+ * process.
  */
 export function serve(info: unknown, ownHandlers: Handlers): void {
-  const handlers = { ...profilingHandlers(), ...ownHandlers };
+  const handlers = { ...profilingHandlers(), ...usageHandlers(), ...ownHandlers };
   process.on("message", (message: Request) => {
     void (async () => {
       let response: Response;
