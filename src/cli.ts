@@ -1,11 +1,12 @@
 #!/usr/bin/env node
 import { Command } from "commander";
 import { registerClientCommands } from "./client/commands.js";
-import { stringify as toYaml } from "yaml";
+import type * as Yaml from "yaml";
 import { configOption, normalizeArgv, serveOptions, settingsFromOptions } from "./config/flags.js";
 import { maskSecrets } from "./config/file.js";
 import { ConfigError } from "./config/load.js";
 import { Gateway } from "./gateway.js";
+import { loadOnDemand } from "./onDemand.js";
 import { VERSION } from "./version.js";
 
 export function buildProgram(): Command {
@@ -44,7 +45,8 @@ Example:
       .command("print")
       .description("print the effective settings as YAML, secrets masked")
       .action((options: Record<string, unknown>) => {
-        process.stdout.write(toYaml(maskSecrets(settingsFromOptions(options))));
+        const yaml = loadOnDemand("yaml") as typeof Yaml;
+        process.stdout.write(yaml.stringify(maskSecrets(settingsFromOptions(options))));
       }),
   );
 

@@ -1,6 +1,7 @@
 import { readFileSync } from "node:fs";
 import { extname } from "node:path";
-import { parse as parseYaml } from "yaml";
+import type * as Yaml from "yaml";
+import { loadOnDemand } from "../onDemand.js";
 import { redactUrl } from "../observability/redact.js";
 import { ConfigError, type SettingsInput } from "./load.js";
 
@@ -17,7 +18,10 @@ export function readConfigFile(path: string): SettingsInput {
   }
   let value: unknown;
   try {
-    value = extname(path).toLowerCase() === ".json" ? JSON.parse(text) : parseYaml(text);
+    value =
+      extname(path).toLowerCase() === ".json"
+        ? JSON.parse(text)
+        : (loadOnDemand("yaml") as typeof Yaml).parse(text);
   } catch (error) {
     throw new ConfigError(
       `config file ${path} is not valid ${extname(path) === ".json" ? "JSON" : "YAML"}: ${(error as Error).message}`,

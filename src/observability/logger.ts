@@ -1,5 +1,6 @@
 import { pino, type Logger, type LevelWithSilent } from "pino";
-import pretty from "pino-pretty";
+import type pinoPretty from "pino-pretty";
+import { loadOnDemand } from "../onDemand.js";
 
 export type { Logger };
 
@@ -23,6 +24,7 @@ export function createLogger(
     },
   };
   if (format === "pretty") {
+    const pretty = loadOnDemand("pino-pretty") as typeof pinoPretty;
     const stream = pretty({
       colorize: true,
       translateTime: "HH:MM:ss.l",

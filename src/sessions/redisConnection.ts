@@ -1,4 +1,4 @@
-import { Redis } from "ioredis";
+import type { Redis } from "ioredis";
 import type { SessionSettings } from "../config/schema.js";
 import type { Logger } from "../observability/logger.js";
 import { redactUrl } from "../observability/redact.js";
@@ -13,6 +13,8 @@ export type RedisSettings = SessionSettings["redis"];
 export async function connectRedis(settings: RedisSettings, logger: Logger, name: string): Promise<Redis> {
   const log = logger.child({ module: "redis", connection: name });
   const url = redactUrl(settings.url);
+  // Loaded by the first Redis-backed feature that starts: gateways without Redis never hold it.
+  const { Redis } = await import("ioredis");
   const redis = new Redis(settings.url, {
     username: settings.username,
     password: settings.password,

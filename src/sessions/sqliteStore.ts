@@ -1,6 +1,6 @@
 import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
-import Database from "better-sqlite3";
+import type Database from "better-sqlite3";
 import {
   DELETE_SESSION,
   type SessionChange,
@@ -63,7 +63,9 @@ export class SqliteSessionStore implements SessionStore {
 
   async start(): Promise<void> {
     if (this.open) return;
-    this.open = this.prepare(openDatabase(this.options.path));
+    // The native module is loaded only by gateways that keep their sessions in SQLite.
+    const { default: Sqlite } = await import("better-sqlite3");
+    this.open = this.prepare(openDatabase(Sqlite, this.options.path));
     this.sweepTimer = setInterval(
       () => {
         try {
@@ -181,11 +183,11 @@ export class SqliteSessionStore implements SessionStore {
 }
 
 /** Opens (creating if needed) and migrates the database; errors name the setting to fix. */
-function openDatabase(path: string): Database.Database {
+function openDatabase(Sqlite: typeof Database, path: string): Database.Database {
   let db: Database.Database | undefined;
   try {
     mkdirSync(dirname(path), { recursive: true });
-    db = new Database(path);
+    db = new Sqlite(path);
     // First, so that a database this version does not know is left exactly as it was.
     migrate(db);
     db.pragma("journal_mode = WAL");

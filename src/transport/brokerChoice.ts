@@ -1,6 +1,6 @@
 import type { Settings } from "../config/schema.js";
 import type { Logger } from "../observability/logger.js";
-import { EmbeddedBroker } from "./embeddedBroker.js";
+import type { EmbeddedBroker } from "./embeddedBroker.js";
 import { brokerUrl } from "./mqttTransport.js";
 
 /** Where llmqtt's MQTT connections go, and the embedded broker when llmqtt runs one. */
@@ -30,6 +30,8 @@ export async function chooseBroker(settings: Settings, logger: Logger): Promise<
     username: settings.mqtt.username ?? settings.broker.username,
     password: settings.mqtt.password ?? settings.broker.password,
   };
+  // Aedes and ws are loaded only by gateways that run the broker themselves.
+  const { EmbeddedBroker } = await import("./embeddedBroker.js");
   const embedded = new EmbeddedBroker(settings.broker, logger);
   try {
     const { tcpUrl, wsUrl } = await embedded.start();
