@@ -62,9 +62,10 @@ export class SqliteSessionStore implements SessionStore {
   }
 
   async start(): Promise<void> {
-    if (this.open) return;
-    // The native module is loaded only by gateways that keep their sessions in SQLite.
+    // The native module is loaded only by gateways that keep their sessions in SQLite. Before the
+    // check: nothing may wait between it and opening, or two starts would open twice.
     const { default: Sqlite } = await import("better-sqlite3");
+    if (this.open) return;
     this.open = this.prepare(openDatabase(Sqlite, this.options.path));
     this.sweepTimer = setInterval(
       () => {

@@ -1,6 +1,6 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync, mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readlinkSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import Database from "better-sqlite3";
@@ -59,6 +59,23 @@ describe("SqliteSessionStore", () => {
     }
     await store.stop();
     assert.ok(!existsSync(`${path}-wal`) || statSync(`${path}-wal`).size === 0, "the WAL is folded in");
+  });
+
+  test("two starts at once open one connection, which stop closes", async () => {
+    const path = join(dir, "twice.db");
+    const store = new SqliteSessionStore({ ...limits, path });
+    await Promise.all([store.start(), store.start()]);
+    await store.update(key, () => newSessionRecord(key, "p", 0));
+    await store.stop();
+    // A connection left open keeps the database file open in this process.
+    const openFiles = readdirSync("/proc/self/fd").filter((fd) => {
+      try {
+        return readlinkSync(`/proc/self/fd/${fd}`) === path;
+      } catch {
+        return false; // closed meanwhile (e.g. the fd of the directory listing itself)
+      }
+    });
+    assert.deepEqual(openFiles, [], "every connection is closed");
   });
 
   test("a file it cannot open is an error naming sessions.sqlitePath", async () => {
