@@ -19,7 +19,7 @@ export interface HealthMonitorOptions {
 export class HealthMonitor {
   private current: Readonly<BackendHealth> = { healthy: false, detail: "not probed yet" };
   private reported = false;
-  private readonly listeners: ((health: BackendHealth) => void)[] = [];
+  private readonly listeners: ((health: Readonly<BackendHealth>) => void)[] = [];
   private timer: NodeJS.Timeout | undefined;
   private nextProbeAt = Infinity;
   private probing: Promise<void> | undefined;
@@ -49,7 +49,7 @@ export class HealthMonitor {
     return this.current;
   }
 
-  onChange(listener: (health: BackendHealth) => void): void {
+  onChange(listener: (health: Readonly<BackendHealth>) => void): void {
     this.listeners.push(listener);
   }
 

@@ -156,7 +156,7 @@ export class LlamaCppBackend implements ModelBackend {
     return this.runtime ? this.monitor.health() : this.state;
   }
 
-  onHealthChange(listener: (health: BackendHealth) => void): void {
+  onHealthChange(listener: (health: Readonly<BackendHealth>) => void): void {
     this.monitor.onChange(listener);
   }
 

@@ -111,7 +111,7 @@ export class OpenAICompatibleBackend implements ModelBackend {
     return this.monitor.health();
   }
 
-  onHealthChange(listener: (health: BackendHealth) => void): void {
+  onHealthChange(listener: (health: Readonly<BackendHealth>) => void): void {
     this.monitor.onChange(listener);
   }
 

@@ -94,7 +94,7 @@ export class BackendPool implements ModelBackend {
   private readonly continueBrokenStreams: boolean;
   private readonly affinity = new Map<string, Member>();
   private readonly waiters: Waiter[] = [];
-  private readonly listeners: ((health: BackendHealth) => void)[] = [];
+  private readonly listeners: ((health: Readonly<BackendHealth>) => void)[] = [];
   private reported: BackendHealth;
   /** Where the round-robin among equally good members continues. */
   private cursor = 0;
@@ -161,7 +161,7 @@ export class BackendPool implements ModelBackend {
     return anyUsable ? { healthy: true, slots } : { healthy: false, detail: this.unavailableDetail() };
   }
 
-  onHealthChange(listener: (health: BackendHealth) => void): void {
+  onHealthChange(listener: (health: Readonly<BackendHealth>) => void): void {
     this.listeners.push(listener);
   }
 

@@ -130,6 +130,6 @@ export interface ModelBackend {
   /** Read-only: it may be the backend's own record. */
   health(): Readonly<BackendHealth>;
   /** Called whenever health or slot count changes. */
-  onHealthChange(listener: (health: BackendHealth) => void): void;
+  onHealthChange(listener: (health: Readonly<BackendHealth>) => void): void;
   chat(request: ChatRequest, signal?: AbortSignal): Promise<ChatResult>;
 }

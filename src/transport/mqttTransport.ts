@@ -99,7 +99,7 @@ export class MqttTransport {
       // We subscribe ourselves on every connect; MQTT.js's own resubscribe would double it.
       resubscribe: false,
       // MQTT.js otherwise pre-builds a Buffer for each of the 65,536 message ids on the first
-      // write: 6 MB of heap for ever, and a larger heap makes every young-generation collection
+      // write: 6.8 MB of heap for ever, and a larger heap makes every young-generation collection
       // of a busy gateway slower (README, Performance). Building a 2-byte Buffer per packet costs less.
       writeCache: false,
       will: will
