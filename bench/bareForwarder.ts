@@ -1,8 +1,9 @@
 /**
  * The "bare forwarder": the least an MQTT↔LLM gateway can do, as the ceiling llmqtt is measured
- * against. One MQTT subscription on `general/user_input`, one POST to the model server with the
+ * against. One MQTT subscription on `<project>/user_input`, one POST to the model server with the
  * same HTTP client llmqtt uses (the `openai` SDK over llmqtt's keep-alive fetch, no retries), one
- * publish of the reply to `general/assistant_response/<sessionId>`. No sessions, no history, no
+ * publish of the reply to `<project>/assistant_response/<sessionId>` (project: `general` unless
+ * told otherwise, so that it can run beside an llmqtt serving `general`). No sessions, no history, no
  * validation, no slot limit, no ordering. QoS 1 and TCP_NODELAY, like llmqtt.
  *
  * Standalone: `node build/bench/bareForwarder.js '{"mqttUrl": "mqtt://127.0.0.1:1883", "serverUrl": "http://127.0.0.1:8080"}'`
@@ -16,11 +17,17 @@ import { createHttpFetch } from "../src/backends/httpFetch.js";
 interface BareArgs {
   mqttUrl: string;
   serverUrl: string;
+  project?: string;
   /** Diagnostics only: at most this many model calls at once, like llmqtt's slots (default: no limit). */
   maxInFlight?: number;
 }
 
-const { mqttUrl, serverUrl, maxInFlight = Infinity } = JSON.parse(process.argv[2] ?? "{}") as BareArgs;
+const {
+  mqttUrl,
+  serverUrl,
+  project = "general",
+  maxInFlight = Infinity,
+} = JSON.parse(process.argv[2] ?? "{}") as BareArgs;
 let inFlight = 0;
 const waiting: (() => void)[] = [];
 const openai = new OpenAI({
@@ -53,10 +60,10 @@ client.on("message", (_topic, payload) => {
       inFlight--;
       waiting.shift()?.();
     }
-    client.publish(`general/assistant_response/${sessionId}`, reply, { qos: 1 });
+    client.publish(`${project}/assistant_response/${sessionId}`, reply, { qos: 1 });
   })();
 });
-await client.subscribeAsync("general/user_input", { qos: 1 });
+await client.subscribeAsync(`${project}/user_input`, { qos: 1 });
 
 if (process.send) {
   const { serve } = await import("./ipc.js");

@@ -9,8 +9,11 @@ import mqtt, { type MqttClient } from "mqtt";
 import OpenAI from "openai";
 import { createHttpFetch } from "../src/backends/httpFetch.js";
 
-export const INPUT_TOPIC = "general/user_input";
-export const replyTopic = (sessionId: string) => `general/assistant_response/${sessionId}`;
+/** The project the load talks to unless told otherwise: llmqtt's bench gateway serves only this one. */
+export const PROJECT = "general";
+export const inputTopic = (project = PROJECT) => `${project}/user_input`;
+export const replyTopic = (sessionId: string, project = PROJECT) =>
+  `${project}/assistant_response/${sessionId}`;
 
 /** One MQTT connection; replies are dispatched by exact topic. */
 export class LoadClient {
@@ -74,6 +77,8 @@ export interface TurnsOptions {
   window: number;
   /** Session ids are `<prefix>-<n>`. */
   prefix: string;
+  /** Topics `<project>/user_input` and `<project>/assistant_response/<sessionId>` (default general). */
+  project?: string;
   /** Run every session on this one connection (subscribed to a wildcard by the caller). */
   shared?: LoadClient;
   timeoutMs: number;
@@ -109,7 +114,9 @@ interface SessionState {
  * answers. Latency is from just before the publish to the reply's arrival.
  */
 export async function runTurns(options: TurnsOptions): Promise<TurnsResult> {
-  const { sessions, turns, window, prefix } = options;
+  const { sessions, turns, window, prefix, project = PROJECT } = options;
+  const input = inputTopic(project);
+  const replies = (st: SessionState) => replyTopic(st.id, project);
   const clients = options.shared ? [] : await connectClients(options.url, sessions);
   const states: SessionState[] = Array.from({ length: sessions }, (_, s) => ({
     id: `${prefix}-${s}`,
@@ -119,7 +126,7 @@ export async function runTurns(options: TurnsOptions): Promise<TurnsResult> {
     next: 0,
     received: 0,
   }));
-  if (!options.shared) await Promise.all(states.map((st) => st.client.subscribe([replyTopic(st.id)])));
+  if (!options.shared) await Promise.all(states.map((st) => st.client.subscribe([replies(st)])));
 
   const expected = sessions * turns;
   const latenciesMs: number[] = [];
@@ -133,7 +140,7 @@ export async function runTurns(options: TurnsOptions): Promise<TurnsResult> {
     const payload = JSON.stringify({ sessionId: st.id, message: `${st.id} t${n}` });
     st.sentAt.push(performance.now());
     st.answered.push(false);
-    st.client.publish(INPUT_TOPIC, payload);
+    st.client.publish(input, payload);
   };
 
   let finish!: (timedOut: boolean) => void;
@@ -158,7 +165,7 @@ export async function runTurns(options: TurnsOptions): Promise<TurnsResult> {
     if (st.sentAt.length < turns) send(st);
     if (received === expected) finish(false);
   };
-  for (const st of states) st.client.on(replyTopic(st.id), (text) => onReply(st, text));
+  for (const st of states) st.client.on(replies(st), (text) => onReply(st, text));
 
   const started = performance.now();
   for (const st of states) for (let i = 0; i < Math.min(window, turns); i++) send(st);
@@ -167,7 +174,7 @@ export async function runTurns(options: TurnsOptions): Promise<TurnsResult> {
   const seconds = (performance.now() - started) / 1000;
   clearTimeout(timer);
 
-  for (const st of states) st.client.off(replyTopic(st.id));
+  for (const st of states) st.client.off(replies(st));
   await closeClients(clients);
   return { expected, replies: received, seconds, latenciesMs, wrong, outOfOrder, errors, timedOut };
 }
@@ -243,7 +250,7 @@ export async function runMqttStreams(options: StreamOptions): Promise<StreamResu
         resolve();
       });
       started = performance.now();
-      client.publish(INPUT_TOPIC, JSON.stringify({ sessionId, message: "stream, please", stream: true }));
+      client.publish(inputTopic(), JSON.stringify({ sessionId, message: "stream, please", stream: true }));
     });
 
   const started = performance.now();
