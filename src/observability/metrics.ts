@@ -1,6 +1,7 @@
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+import { Counter, Gauge, Registry, collectDefaultMetrics } from "prom-client";
 import type { TokenUsage } from "../backends/types.js";
 import { RecentTurns } from "./snapshot.js";
+import { CounterTally, HistogramTally } from "./tally.js";
 
 /** One model server as the metrics see it (the backend pool reports these). */
 export interface ServerStatus {
@@ -28,21 +29,6 @@ export type OutboundKind = "reply" | "error" | "notice" | "stream";
 const LATENCY_BUCKETS = [0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 30, 60, 120];
 
 /**
- * prom-client hashes the label object on every inc() and observe(); the per-turn calls go through
- * a child kept per label pair instead (projects and kinds are few and come from the config).
- */
-function childrenOf<Child>(metric: { labels(first: string, second: string): Child }) {
-  const children = new Map<string, Map<string, Child>>();
-  return (first: string, second: string): Child => {
-    let inner = children.get(first);
-    if (!inner) children.set(first, (inner = new Map()));
-    let child = inner.get(second);
-    if (!child) inner.set(second, (child = metric.labels(first, second)));
-    return child;
-  };
-}
-
-/**
  * The MQTT side and the model side in one registry. Also keeps the plain totals the periodic
  * stats line prints, so every event is recorded once.
  */
@@ -53,17 +39,18 @@ export class GatewayMetrics {
   private latencySumMs = 0;
   private latencyCount = 0;
 
-  private readonly received = new Counter({
+  // The metrics every turn touches are tallies (tally.ts); the rest are prom-client's own.
+  private readonly received = new CounterTally({
+    registry: this.registry,
     name: "llmqtt_messages_received_total",
     help: "MQTT messages received, by project and kind",
-    labelNames: ["project", "kind"] as const,
-    registers: [this.registry],
+    labelNames: ["project", "kind"],
   });
-  private readonly published = new Counter({
+  private readonly published = new CounterTally({
+    registry: this.registry,
     name: "llmqtt_messages_published_total",
     help: "MQTT messages published, by project and kind",
-    labelNames: ["project", "kind"] as const,
-    registers: [this.registry],
+    labelNames: ["project", "kind"],
   });
   private readonly rejectedCounter = new Counter({
     name: "llmqtt_rejected_total",
@@ -76,36 +63,31 @@ export class GatewayMetrics {
     help: "Maze snapshots replaced by a newer one while waiting",
     registers: [this.registry],
   });
-  private readonly turnSeconds = new Histogram({
+  private readonly turnSeconds = new HistogramTally({
+    registry: this.registry,
     name: "llmqtt_turn_duration_seconds",
     help: "Time from a turn starting to its reply, by project and outcome",
-    labelNames: ["project", "outcome"] as const,
+    labelNames: ["project", "outcome"],
     buckets: LATENCY_BUCKETS,
-    registers: [this.registry],
   });
-  private readonly firstTokenSeconds = new Histogram({
+  private readonly firstTokenSeconds = new HistogramTally({
+    registry: this.registry,
     name: "llmqtt_time_to_first_token_seconds",
     help: "Time from a streamed turn starting to its first text, by project",
-    labelNames: ["project"] as const,
+    labelNames: ["project"],
     buckets: LATENCY_BUCKETS,
-    registers: [this.registry],
   });
-  private readonly tokens = new Counter({
+  private readonly tokens = new CounterTally({
+    registry: this.registry,
     name: "llmqtt_tokens_total",
     help: "Model tokens, by project and direction (prompt or completion)",
-    labelNames: ["project", "direction"] as const,
-    registers: [this.registry],
+    labelNames: ["project", "direction"],
   });
   private readonly reconnects = new Counter({
     name: "llmqtt_broker_reconnects_total",
     help: "Connections to the MQTT broker after the first",
     registers: [this.registry],
   });
-
-  private readonly receivedBy = childrenOf(this.received);
-  private readonly publishedBy = childrenOf(this.published);
-  private readonly turnSecondsBy = childrenOf(this.turnSeconds);
-  private readonly tokensBy = childrenOf(this.tokens);
 
   constructor(sources: MetricSources) {
     collectDefaultMetrics({ register: this.registry, prefix: "llmqtt_process_" });
@@ -176,11 +158,11 @@ export class GatewayMetrics {
 
   messageReceived(project: string, kind: InboundKind): void {
     this.totals.received++;
-    this.receivedBy(project, kind).inc();
+    this.received.add(project, kind);
   }
 
   messagePublished(project: string, kind: OutboundKind): void {
-    this.publishedBy(project, kind).inc();
+    this.published.add(project, kind);
   }
 
   rejected(project: string, reason: string): void {
@@ -198,16 +180,16 @@ export class GatewayMetrics {
     else this.totals.errors++;
     this.latencySumMs += latencyMs;
     this.latencyCount++;
-    this.turnSecondsBy(project, ok ? "ok" : "error").observe(latencyMs / 1000);
+    this.turnSeconds.observe(latencyMs / 1000, project, ok ? "ok" : "error");
     this.recent.add({ at: Date.now(), latencyMs, ok, project });
     if (usage) {
-      this.tokensBy(project, "prompt").inc(usage.promptTokens);
-      this.tokensBy(project, "completion").inc(usage.completionTokens);
+      this.tokens.add(project, "prompt", usage.promptTokens);
+      this.tokens.add(project, "completion", usage.completionTokens);
     }
   }
 
   firstToken(project: string, latencyMs: number): void {
-    this.firstTokenSeconds.observe({ project }, latencyMs / 1000);
+    this.firstTokenSeconds.observe(latencyMs / 1000, project);
   }
 
   brokerReconnected(): void {

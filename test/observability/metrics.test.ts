@@ -1,0 +1,133 @@
+import assert from "node:assert/strict";
+import { describe, test } from "node:test";
+import { Counter, Histogram, Registry } from "prom-client";
+import { GatewayMetrics, type MetricSources } from "../../src/observability/metrics.js";
+
+const sources: MetricSources = {
+  queueDepth: () => 0,
+  inFlight: () => 0,
+  activeSessions: async () => 0,
+  brokerConnected: () => true,
+  servers: () => [],
+};
+
+const BUCKETS = [0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 30, 60, 120];
+/** A project name that needs escaping in the exposition format. */
+const ODD = 'we"ird\\name\nx';
+
+/**
+ * The lines of the named metrics, each sample's labels in a fixed order (the exposition format
+ * does not order them), so that two registries' outputs compare as sets of samples.
+ */
+function samples(text: string, names: string[]): string[] {
+  const lines = text.split("\n").filter((line) => names.some((name) => line.includes(name)));
+  return lines
+    .map((line) => {
+      const match = /^([a-z_]+)\{(.*)\} (\S+)$/.exec(line);
+      if (!match) return line;
+      const labels = match[2]!.match(/[a-z_]+="(?:[^"\\]|\\.)*"/g)!.sort();
+      return `${match[1]}{${labels.join(",")}} ${match[3]}`;
+    })
+    .sort();
+}
+
+describe("GatewayMetrics exposition", () => {
+  test("the per-turn counters and histograms read exactly as prom-client's own would", async () => {
+    const metrics = new GatewayMetrics(sources);
+    const reference = new Registry();
+    const registers = [reference];
+    const received = new Counter({
+      name: "llmqtt_messages_received_total",
+      help: "MQTT messages received, by project and kind",
+      labelNames: ["project", "kind"],
+      registers,
+    });
+    const published = new Counter({
+      name: "llmqtt_messages_published_total",
+      help: "MQTT messages published, by project and kind",
+      labelNames: ["project", "kind"],
+      registers,
+    });
+    const turnSeconds = new Histogram({
+      name: "llmqtt_turn_duration_seconds",
+      help: "Time from a turn starting to its reply, by project and outcome",
+      labelNames: ["project", "outcome"],
+      buckets: BUCKETS,
+      registers,
+    });
+    const firstToken = new Histogram({
+      name: "llmqtt_time_to_first_token_seconds",
+      help: "Time from a streamed turn starting to its first text, by project",
+      labelNames: ["project"],
+      buckets: BUCKETS,
+      registers,
+    });
+    const tokens = new Counter({
+      name: "llmqtt_tokens_total",
+      help: "Model tokens, by project and direction (prompt or completion)",
+      labelNames: ["project", "direction"],
+      registers,
+    });
+
+    // On a bound (0.1 s counts in le="0.1"), between bounds, above the last bound, and failures.
+    const turns: [string, number, boolean][] = [
+      ["general", 100, true],
+      ["general", 30, true],
+      ["general", 2500, true],
+      ["general", 150_000, true],
+      ["general", 700, false],
+      ["maze", 1, true],
+      [ODD, 51, true],
+    ];
+    for (const [project, latencyMs, ok] of turns) {
+      metrics.messageReceived(project, "user_input");
+      received.inc({ project, kind: "user_input" });
+      metrics.turnFinished(
+        project,
+        latencyMs,
+        ok,
+        ok ? { promptTokens: 12, completionTokens: 5 } : undefined,
+      );
+      turnSeconds.observe({ project, outcome: ok ? "ok" : "error" }, latencyMs / 1000);
+      if (ok) {
+        tokens.inc({ project, direction: "prompt" }, 12);
+        tokens.inc({ project, direction: "completion" }, 5);
+      }
+      metrics.messagePublished(project, ok ? "reply" : "error");
+      published.inc({ project, kind: ok ? "reply" : "error" });
+    }
+    metrics.messageReceived("maze", "maze_state");
+    received.inc({ project: "maze", kind: "maze_state" });
+    metrics.firstToken("general", 80);
+    firstToken.observe({ project: "general" }, 0.08);
+    metrics.firstToken(ODD, 20_000);
+    firstToken.observe({ project: ODD }, 20);
+
+    const names = [
+      "llmqtt_messages_received_total",
+      "llmqtt_messages_published_total",
+      "llmqtt_turn_duration_seconds",
+      "llmqtt_time_to_first_token_seconds",
+      "llmqtt_tokens_total",
+    ];
+    const ours = samples(await metrics.text(), names);
+    assert.deepEqual(ours, samples(await reference.metrics(), names));
+    // Not vacuous: every metric has samples, escaping included.
+    for (const name of names)
+      assert.ok(ours.some((line) => line.startsWith(`${name}`) && !line.startsWith("#")));
+    assert.ok(ours.includes('llmqtt_turn_duration_seconds_count{outcome="ok",project="general"} 4'));
+    assert.ok(ours.some((line) => line.includes('project="we\\"ird\\\\name\\nx"')));
+  });
+
+  test("the registry's JSON view lists the tallied metrics too", async () => {
+    const metrics = new GatewayMetrics(sources);
+    metrics.turnFinished("general", 300, true);
+    const json = await metrics.registry.getMetricsAsJSON();
+    const histogram = json.find((m) => m.name === "llmqtt_turn_duration_seconds");
+    assert.equal(String(histogram?.type), "histogram");
+    const count = histogram?.values.find(
+      (v) => (v as { metricName?: string }).metricName === "llmqtt_turn_duration_seconds_count",
+    );
+    assert.equal(count?.value, 1);
+  });
+});
