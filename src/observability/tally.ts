@@ -21,10 +21,10 @@ interface ExportedValue {
 /**
  * A metric of the turn path, kept in plain numbers per label values and handed to prom-client
  * only when /metrics is read. prom-client's own `inc()` and `observe()` build, validate and hash
- * a label object, and find the bucket by a string key, on every call: about 10 µs per turn in the
- * S1 benchmark's CPU profile, for figures read once every few seconds. The registry takes any metric with a
- * name and `get()` (it formats and escapes the values itself); its types list only its own
- * classes, hence the cast.
+ * a label object, and find the bucket by a string key, on every call: about 10 µs per turn in
+ * the S1 benchmark's CPU profile, for figures read once every few seconds. The registry takes
+ * any metric with a name and `get()` (it formats and escapes the values itself); its types list
+ * only its own classes, hence the cast.
  */
 abstract class Tally<Cell> {
   /** First label value → second label value ("" when there is one label) → numbers. */
@@ -77,7 +77,7 @@ abstract class Tally<Cell> {
   }
 }
 
-/** A counter by one or two labels. */
+/** A counter by two labels. */
 export class CounterTally extends Tally<{ value: number }> {
   constructor(config: TallyConfig & { labelNames: readonly [string, string] }) {
     super(config, "counter");
