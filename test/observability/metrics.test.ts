@@ -36,38 +36,34 @@ describe("GatewayMetrics exposition", () => {
     const metrics = new GatewayMetrics(sources);
     const reference = new Registry();
     const registers = [reference];
-    const received = new Counter({
-      name: "llmqtt_messages_received_total",
-      help: "MQTT messages received, by project and kind",
-      labelNames: ["project", "kind"],
-      registers,
-    });
-    const published = new Counter({
-      name: "llmqtt_messages_published_total",
-      help: "MQTT messages published, by project and kind",
-      labelNames: ["project", "kind"],
-      registers,
-    });
-    const turnSeconds = new Histogram({
-      name: "llmqtt_turn_duration_seconds",
-      help: "Time from a turn starting to its reply, by project and outcome",
-      labelNames: ["project", "outcome"],
-      buckets: BUCKETS,
-      registers,
-    });
-    const firstToken = new Histogram({
-      name: "llmqtt_time_to_first_token_seconds",
-      help: "Time from a streamed turn starting to its first text, by project",
-      labelNames: ["project"],
-      buckets: BUCKETS,
-      registers,
-    });
-    const tokens = new Counter({
-      name: "llmqtt_tokens_total",
-      help: "Model tokens, by project and direction (prompt or completion)",
-      labelNames: ["project", "direction"],
-      registers,
-    });
+    const counter = (name: string, help: string, labelNames: string[]) =>
+      new Counter({ name, help, labelNames, registers });
+    const histogram = (name: string, help: string, labelNames: string[]) =>
+      new Histogram({ name, help, labelNames, buckets: BUCKETS, registers });
+    const by = "by project and kind";
+    const received = counter("llmqtt_messages_received_total", `MQTT messages received, ${by}`, [
+      "project",
+      "kind",
+    ]);
+    const published = counter("llmqtt_messages_published_total", `MQTT messages published, ${by}`, [
+      "project",
+      "kind",
+    ]);
+    const tokens = counter(
+      "llmqtt_tokens_total",
+      "Model tokens, by project and direction (prompt or completion)",
+      ["project", "direction"],
+    );
+    const turnSeconds = histogram(
+      "llmqtt_turn_duration_seconds",
+      "Time from a turn starting to its reply, by project and outcome",
+      ["project", "outcome"],
+    );
+    const firstToken = histogram(
+      "llmqtt_time_to_first_token_seconds",
+      "Time from a streamed turn starting to its first text, by project",
+      ["project"],
+    );
 
     // On a bound (0.1 s counts in le="0.1"), between bounds, above the last bound, and failures.
     const turns: [string, number, boolean][] = [
