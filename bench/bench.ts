@@ -44,7 +44,7 @@ import {
   type TurnsOptions,
   type TurnsResult,
 } from "./load.js";
-import { fixed, summarize, table } from "./stats.js";
+import { fixed, median, summarize, table } from "./stats.js";
 
 interface Options {
   only?: Set<string>;
@@ -363,12 +363,6 @@ const BARE_PROJECT = "forward";
 
 type S1Side = "llmqtt" | "bare";
 
-const median = (values: readonly number[]): number => {
-  const sorted = [...values].sort((a, b) => a - b);
-  const middle = sorted.length >> 1;
-  return sorted.length % 2 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
-};
-
 /**
  * An llmqtt and a bare forwarder run side by side (the bare one on its own topics), both warmed
  * up, and take turns at 2,000-turn batches; three such pairs, each in fresh processes. The figure
@@ -381,25 +375,23 @@ async function scenario1(env: Env): Promise<Row[]> {
   await configureFake(env, {});
   const batches: Record<S1Side, S1Run[]> = { llmqtt: [], bare: [] };
   for (let pair = 0; pair < S1_PAIRS; pair++) {
-    const sides: Record<S1Side, { child: Child; label: string; project?: string; warmRounds: number }> = {
-      llmqtt: { child: await startGateway(env, `S1-${pair}`, UNCAPPED), label: `S1-${pair}`, warmRounds: 0 },
-      bare: {
-        child: await startBare(env, BARE_PROJECT),
-        label: `S6-${pair}`,
-        project: BARE_PROJECT,
-        warmRounds: 0,
-      },
+    const sides: Record<S1Side, { child: Child; label: string; project?: string }> = {
+      llmqtt: { child: await startGateway(env, `S1-${pair}`, UNCAPPED), label: `S1-${pair}` },
+      bare: { child: await startBare(env, BARE_PROJECT), label: `S6-${pair}`, project: BARE_PROJECT },
     };
-    for (const side of Object.values(sides)) side.warmRounds = await warmUp(env, side.child, side.project);
+    const warmRounds: Record<S1Side, number> = {
+      llmqtt: await warmUp(env, sides.llmqtt.child),
+      bare: await warmUp(env, sides.bare.child, BARE_PROJECT),
+    };
     for (let batch = 0; batch < S1_BATCHES; batch++) {
       // The order alternates, so that a machine slowly speeding up or slowing down favours neither.
       const order: S1Side[] = batch % 2 === 0 ? ["llmqtt", "bare"] : ["bare", "llmqtt"];
       for (const name of order) {
-        const { child, label, project, warmRounds } = sides[name];
+        const { child, label, project } = sides[name];
         const measured = () => withCpu(child, () => run(`s1${name}${pair}-${batch}`, project));
         // Only each process's first batch is profiled, as one profile per process is enough.
         const { result, cpu } = batch === 0 ? await profiled(env, child, label, measured) : await measured();
-        batches[name].push({ r: result, cpu, warmRounds });
+        batches[name].push({ r: result, cpu, warmRounds: warmRounds[name] });
       }
     }
     await Promise.all([sides.llmqtt.child.stop(), sides.bare.child.stop()]);
@@ -409,6 +401,7 @@ async function scenario1(env: Env): Promise<Row[]> {
   await capped.request("traceStart");
   await configureFake(env, {});
   const cappedRun = await profiled(env, capped, "S1-slots8", () => withCpu(capped, () => run("s1c")));
+  const cappedFigures: S1Run = { r: cappedRun.result, cpu: cappedRun.cpu, warmRounds: cappedWarmRounds };
   const slots = await slotCycle(env, capped);
   await capped.stop();
 
@@ -420,12 +413,13 @@ async function scenario1(env: Env): Promise<Row[]> {
     `${fixed(perTurn(x, x.cpu.voluntary), 1)} waits + ${fixed(perTurn(x, x.cpu.involuntary), 1)} preemptions/turn, ` +
     `GC pauses ${fixed(perTurn(x, x.cpu.minorGc))} us/turn in ${x.cpu.scavenges} scavenges + ${fixed(perTurn(x, x.cpu.majorGc))} us/turn other, ` +
     `after ${x.warmRounds} warm-up rounds`;
-  /** The batch with the median rate, shown in the table; and every batch's rate. */
+  const medianCpu = (list: S1Run[]) => median(list.map(cpuPerTurn));
+  /** The batch with the median rate (its turns/s and latencies in the table); and every batch's rate. */
   const typical = (list: S1Run[]) => [...list].sort((a, b) => rate(a) - rate(b))[list.length >> 1]!;
   const rates = (list: S1Run[]) => `batches ${list.map((x) => fixed(rate(x))).join(", ")} turns/s`;
   const figures = (list: S1Run[]) =>
     `median batch of ${list.length} (${rates(list)}); ${cpuText(typical(list))}; ` +
-    `median over all batches: CPU ${fixed(median(list.map(cpuPerTurn)))} us/turn, ` +
+    `median over all batches: CPU ${fixed(medianCpu(list))} us/turn, ` +
     `GC ${fixed(median(list.map((x) => perTurn(x, x.cpu.minorGc + x.cpu.majorGc))))} us/turn`;
   const l = typical(batches.llmqtt);
   const b = typical(batches.bare);
@@ -435,16 +429,15 @@ async function scenario1(env: Env): Promise<Row[]> {
   const ratio = median(ratios);
   const bestRatio = Math.max(...batches.llmqtt.map(rate)) / Math.max(...batches.bare.map(rate));
   const bareRate = median(batches.bare.map(rate));
-  const cappedFigures: S1Run = { r: cappedRun.result, cpu: cappedRun.cpu, warmRounds: cappedWarmRounds };
   const cappedRatio = rate(cappedFigures) / bareRate;
   env.targets.bare = `${fixed(ratio, 2)} (held to ${SLOTS} slots: ${fixed(cappedRatio, 2)})`;
   return [
     turnsRow(env, "S1 100x20 sequential, llmqtt", l.r, {
-      figure: `CPU ${fixed(cpuPerTurn(l))} us/turn`,
+      figure: `CPU ${fixed(medianCpu(batches.llmqtt))} us/turn`,
       detail: figures(batches.llmqtt),
     }),
     turnsRow(env, "S6 100x20 sequential, bare forwarder", b.r, {
-      figure: `CPU ${fixed(cpuPerTurn(b))} us/turn`,
+      figure: `CPU ${fixed(medianCpu(batches.bare))} us/turn`,
       detail: figures(batches.bare),
     }),
     {
