@@ -39,7 +39,8 @@ export class GatewayMetrics {
   private latencySumMs = 0;
   private latencyCount = 0;
 
-  // The metrics every turn touches are tallies (tally.ts); the rest are prom-client's own.
+  // Counters and histograms by label are tallies (tally.ts); the unlabelled ones and the gauges
+  // read at scrape time are prom-client's own.
   private readonly received = new CounterTally({
     registry: this.registry,
     name: "llmqtt_messages_received_total",
@@ -52,11 +53,11 @@ export class GatewayMetrics {
     help: "MQTT messages published, by project and kind",
     labelNames: ["project", "kind"],
   });
-  private readonly rejectedCounter = new Counter({
+  private readonly rejectedCounter = new CounterTally({
+    registry: this.registry,
     name: "llmqtt_rejected_total",
     help: "Messages refused before reaching the model, by reason",
-    labelNames: ["project", "reason"] as const,
-    registers: [this.registry],
+    labelNames: ["project", "reason"],
   });
   private readonly coalescedCounter = new Counter({
     name: "llmqtt_snapshots_coalesced_total",
@@ -167,7 +168,7 @@ export class GatewayMetrics {
 
   rejected(project: string, reason: string): void {
     this.totals.rejected++;
-    this.rejectedCounter.inc({ project, reason });
+    this.rejectedCounter.add(project, reason);
   }
 
   coalesced(): void {

@@ -49,6 +49,11 @@ describe("GatewayMetrics exposition", () => {
       "project",
       "kind",
     ]);
+    const rejected = counter(
+      "llmqtt_rejected_total",
+      "Messages refused before reaching the model, by reason",
+      ["project", "reason"],
+    );
     const tokens = counter(
       "llmqtt_tokens_total",
       "Model tokens, by project and direction (prompt or completion)",
@@ -92,6 +97,10 @@ describe("GatewayMetrics exposition", () => {
       metrics.messagePublished(project, ok ? "reply" : "error");
       published.inc({ project, kind: ok ? "reply" : "error" });
     }
+    for (const reason of ["rate_limited", "overloaded", "rate_limited"]) {
+      metrics.rejected("general", reason);
+      rejected.inc({ project: "general", reason });
+    }
     metrics.messageReceived("maze", "maze_state");
     received.inc({ project: "maze", kind: "maze_state" });
     metrics.firstToken("general", 80);
@@ -101,6 +110,7 @@ describe("GatewayMetrics exposition", () => {
 
     const names = [
       "llmqtt_messages_received_total",
+      "llmqtt_rejected_total",
       "llmqtt_messages_published_total",
       "llmqtt_turn_duration_seconds",
       "llmqtt_time_to_first_token_seconds",
