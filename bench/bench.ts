@@ -317,6 +317,11 @@ interface CpuFigures {
   majorGc: number;
 }
 
+/** User plus system CPU time, microseconds. */
+function cpuTime(resources: NodeJS.ResourceUsage): number {
+  return resources.userCPUTime + resources.systemCPUTime;
+}
+
 /** What a child process used (getrusage, all its threads) while `run` ran. */
 async function withCpu<T>(child: Child, run: () => Promise<T>): Promise<{ result: T; cpu: CpuFigures }> {
   const before = await child.request<ProcessUsage>("cpu");
@@ -351,6 +356,8 @@ async function slotCycle(env: Env, gateway: Child): Promise<string> {
 interface S1Run {
   r: TurnsResult;
   cpu: CpuFigures;
+  /** CPU time of the fake model server and of the load generator (this process) meanwhile, microseconds. */
+  others?: { model: number; load: number };
   /** Warm-up rounds before the process reached its steady state. */
   warmRounds: number;
 }
@@ -389,9 +396,19 @@ async function scenario1(env: Env): Promise<Row[]> {
       for (const name of order) {
         const { child, label, project } = sides[name];
         const measured = () => withCpu(child, () => run(`s1${name}${pair}-${batch}`, project));
+        const [model0, load0] = [await env.fake.request<ProcessUsage>("cpu"), process.cpuUsage()];
         // Only each process's first batch is profiled, as one profile per process is enough.
         const { result, cpu } = batch === 0 ? await profiled(env, child, label, measured) : await measured();
-        batches[name].push({ r: result, cpu, warmRounds: warmRounds[name] });
+        const [model1, load1] = [await env.fake.request<ProcessUsage>("cpu"), process.cpuUsage(load0)];
+        batches[name].push({
+          r: result,
+          cpu,
+          others: {
+            model: cpuTime(model1.resources) - cpuTime(model0.resources),
+            load: load1.user + load1.system,
+          },
+          warmRounds: warmRounds[name],
+        });
       }
     }
     await Promise.all([sides.llmqtt.child.stop(), sides.bare.child.stop()]);
@@ -420,7 +437,9 @@ async function scenario1(env: Env): Promise<Row[]> {
   const figures = (list: S1Run[]) =>
     `median batch of ${list.length} (${rates(list)}); ${cpuText(typical(list))}; ` +
     `median over all batches: CPU ${fixed(medianCpu(list))} us/turn, ` +
-    `GC ${fixed(median(list.map((x) => perTurn(x, x.cpu.minorGc + x.cpu.majorGc))))} us/turn`;
+    `GC ${fixed(median(list.map((x) => perTurn(x, x.cpu.minorGc + x.cpu.majorGc))))} us/turn; ` +
+    `meanwhile the model server used ${fixed(median(list.map((x) => perTurn(x, x.others?.model ?? NaN))))} us CPU/turn ` +
+    `and the load generator ${fixed(median(list.map((x) => perTurn(x, x.others?.load ?? NaN))))}`;
   const l = typical(batches.llmqtt);
   const b = typical(batches.bare);
   for (const x of [...batches.llmqtt, ...batches.bare]) if (x !== l && x !== b) check(env, x.r);

@@ -67,6 +67,7 @@ try {
   const { slots } = childArgs<{ slots: number }>();
   const fake = await FakeModelServer.start({
     slots,
+    recordRequests: false,
     handler: () => {
       const reply: FakeReply = {};
       if (config.delayMs) reply.delayMs = config.delayMs;
@@ -89,7 +90,7 @@ try {
       fake.resetStats();
     },
     stats: (): FakeStats => ({
-      requests: fake.requests.length,
+      requests: fake.requestCount,
       maxInFlight: fake.maxInFlight,
       ...slotStats(slots),
     }),

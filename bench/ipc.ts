@@ -101,6 +101,8 @@ export interface ProfileFiles {
   promoted?: string;
 }
 
+const PROFILE_INTERVAL_US = 100;
+
 /**
  * Profiling of just the measured part of a run (not start-up or warm-up): `profileStart` with
  * the files to come, then `profileStop` with the same files.
@@ -113,6 +115,8 @@ function profilingHandlers(): Handlers {
       session.connect();
       if (files.cpu) {
         await session.post("Profiler.enable");
+        // V8's default of one sample per millisecond is under one sample per turn: too coarse to compare.
+        await session.post("Profiler.setSamplingInterval", { interval: PROFILE_INTERVAL_US });
         await session.post("Profiler.start");
       }
       if (files.promoted) {

@@ -75,3 +75,26 @@ describe("FakeModelServer streaming", () => {
     assert.equal(fake.requests.length, 3);
   });
 });
+
+test("FakeModelServer without recordRequests counts requests and keeps none", async () => {
+  const fake = await FakeModelServer.start({ recordRequests: false });
+  try {
+    const seen: number[] = [];
+    fake.handler = (request, index) => {
+      seen.push(index);
+      return { text: `got ${String(request.body.messages[0].content)}` };
+    };
+    const client = new OpenAI({ baseURL: `${fake.url}/v1`, apiKey: "no-key", maxRetries: 0 });
+    const ask = (content: string) =>
+      client.chat.completions.create({ model: "m", messages: [{ role: "user", content }] });
+    assert.equal((await ask("a")).choices[0]?.message.content, "got a");
+    await ask("b");
+    assert.deepEqual(seen, [0, 1]);
+    assert.equal(fake.requestCount, 2);
+    assert.equal(fake.requests.length, 0);
+    fake.resetStats();
+    assert.equal(fake.requestCount, 0);
+  } finally {
+    await fake.stop();
+  }
+});

@@ -61,6 +61,12 @@ export interface FakeModelServerOptions {
   port?: number;
   handler?: FakeHandler;
   health?: "ok" | "loading" | "absent";
+  /**
+   * Keep every chat request in `requests` (default). Off for load runs: a real model server
+   * forgets a request once answered, and holding thousands of bodies would make this process's
+   * garbage collector grow with the size of each prompt.
+   */
+  recordRequests?: boolean;
 }
 
 /** The 400 llama-server sends when the prompt does not fit in the context. */
@@ -83,7 +89,10 @@ const MODEL_ID = "fake-model";
 const STREAM_CHUNK_CHARS = 4;
 
 export class FakeModelServer {
+  /** Chat requests since the last resetStats, unless recordRequests is off. */
   readonly requests: RecordedRequest[] = [];
+  /** Chat requests since the last resetStats, recorded or not. */
+  requestCount = 0;
   handler: FakeHandler;
   slots: number;
   health: "ok" | "loading" | "absent";
@@ -92,6 +101,7 @@ export class FakeModelServer {
   private peak = 0;
   private readonly sockets = new Set<Socket>();
   private readonly stopping = new AbortController();
+  private readonly recordRequests: boolean;
 
   private constructor(
     private readonly server: http.Server,
@@ -100,6 +110,7 @@ export class FakeModelServer {
     this.handler = options.handler ?? (() => ({}));
     this.slots = options.slots ?? 4;
     this.health = options.health ?? "ok";
+    this.recordRequests = options.recordRequests ?? true;
   }
 
   static async start(options: FakeModelServerOptions = {}): Promise<FakeModelServer> {
@@ -135,6 +146,7 @@ export class FakeModelServer {
 
   resetStats(): void {
     this.requests.length = 0;
+    this.requestCount = 0;
     this.peak = this.active;
   }
 
@@ -181,7 +193,8 @@ export class FakeModelServer {
       return sendJson(res, 400, errorBody(400, "invalid JSON body", "invalid_request_error"));
     }
     const recorded: RecordedRequest = { body, headers: req.headers, receivedAt: Date.now() };
-    const index = this.requests.push(recorded) - 1;
+    const index = this.requestCount++;
+    if (this.recordRequests) this.requests.push(recorded);
     this.active++;
     this.peak = Math.max(this.peak, this.active);
     // The client hanging up (abort, timeout) ends the request as far as concurrency is concerned.
