@@ -1,4 +1,5 @@
 import { APIConnectionError, APIConnectionTimeoutError, APIError, APIUserAbortError } from "openai";
+import { isDeadlinePassed } from "./httpFetch.js";
 import { BackendError } from "./types.js";
 
 /** A failure of one attempt, with how long the server asked us to wait before the next one. */
@@ -25,6 +26,9 @@ const MAX_SERVER_MESSAGE_CHARS = 300;
 export function classifyError(err: unknown, ctx: ErrorContext): ClassifiedError {
   if (err instanceof BackendError) return { error: err };
   if (err instanceof APIUserAbortError) return { error: new BackendError("cancelled", "request cancelled") };
+  if (isDeadlinePassed(err)) {
+    return { error: new BackendError("timeout", "the model server did not answer before the deadline") };
+  }
   if (err instanceof APIConnectionTimeoutError) {
     return { error: new BackendError("timeout", `model server at ${ctx.server} timed out`) };
   }

@@ -3,10 +3,40 @@ import https from "node:https";
 
 /** A `fetch` over keep-alive connections of its own, and the means to close them. */
 export interface HttpFetch {
+  /** Honours the CallLimits in its RequestInit, besides the standard signal. */
   readonly fetch: typeof fetch;
   /** Closes every connection, idle or busy; later calls open new ones. */
   close(): void;
 }
+
+/**
+ * What llmqtt adds to a call's RequestInit (the openai SDK hands its `fetchOptions` through to
+ * fetch): limits that need no AbortSignal of the call's own. A signal per call, with the
+ * listener the SDK puts on it and never takes off, was the largest piece of state a model call
+ * held for its whole length, and so what young-generation collections copied most.
+ */
+export interface CallLimits {
+  /** Epoch milliseconds: then the call fails with DeadlinePassed, whether connecting, waiting or reading the body. */
+  deadline?: number;
+  /** A signal shared by many calls (the gateway's shutdown): its abort fails each with its reason. */
+  cancel?: AbortSignal;
+}
+
+/** How a call past its CallLimits deadline fails (the cause, once the SDK has wrapped it). */
+export class DeadlinePassed extends Error {
+  constructor() {
+    super("the call's deadline passed");
+    this.name = "DeadlinePassed";
+  }
+}
+
+/** True for DeadlinePassed itself or an error caused by it. */
+export function isDeadlinePassed(error: unknown): boolean {
+  return error instanceof DeadlinePassed || (error instanceof Error && error.cause instanceof DeadlinePassed);
+}
+
+// setTimeout fires at once for delays above 2^31-1 ms; so far off a deadline needs no timer.
+const MAX_TIMER_MS = 2 ** 31 - 1;
 
 // Below the keep-alive timeout of llama-server (cpp-httplib) and Node servers, 5 s, as undici's
 // default is: a call must never go out on a connection the server is closing at that moment. A
@@ -41,6 +71,9 @@ export function createHttpFetch(): HttpFetch {
       const url = typeof input === "string" ? new URL(input) : input;
       const signal = init.signal ?? undefined;
       if (signal?.aborted) throw signal.reason;
+      const { deadline, cancel } = init as CallLimits;
+      if (cancel?.aborted) throw cancel.reason;
+      if (deadline !== undefined && deadline <= Date.now()) throw new DeadlinePassed();
       const method = init.method ?? "GET";
       const body = init.body ?? undefined;
       if (body !== undefined && typeof body !== "string" && !(body instanceof Uint8Array)) {
@@ -54,22 +87,30 @@ export function createHttpFetch(): HttpFetch {
 
       // Until the response arrives a failure rejects the call; after that it errors the body.
       let fail = (error: unknown): void => {
-        signal?.removeEventListener("abort", onAbort);
+        release();
         reject(error);
       };
       let brokenConnection = (cause: unknown): Error => new TypeError("fetch failed", { cause });
-      const onAbort = (): void => {
-        fail(signal?.reason);
+      const stop = (reason: unknown): void => {
+        fail(reason);
         request.destroy();
       };
+      const onAbort = (): void => stop(signal?.reason);
       signal?.addEventListener("abort", onAbort, { once: true });
+      const wait = deadline === undefined ? MAX_TIMER_MS : deadline - Date.now();
+      const timer = wait < MAX_TIMER_MS ? setTimeout(() => stop(new DeadlinePassed()), wait) : undefined;
+      const cancelled = cancel ? follow(cancel, stop) : undefined;
+      /** Once the call has ended in any way: nothing may stop it any more. */
+      const release = (): void => {
+        signal?.removeEventListener("abort", onAbort);
+        clearTimeout(timer);
+        cancelled?.delete(stop);
+      };
       request.on("error", (cause) => fail(brokenConnection(cause)));
       request.on("response", (res) => {
         const status = res.statusCode ?? 0;
         const bodyless = method === "HEAD" || status === 204 || status === 205 || status === 304;
-        const stream = bodyless
-          ? undefined
-          : streamBody(request, res, () => signal?.removeEventListener("abort", onAbort));
+        const stream = bodyless ? undefined : streamBody(request, res, release);
         let response: Response;
         try {
           response = new Response(stream?.body ?? null, {
@@ -87,7 +128,7 @@ export function createHttpFetch(): HttpFetch {
           fail = stream.fail;
           brokenConnection = terminated;
         } else {
-          signal?.removeEventListener("abort", onAbort);
+          release();
           res.resume();
         }
         resolve(response);
@@ -101,6 +142,50 @@ export function createHttpFetch(): HttpFetch {
       transports["https:"].agent.destroy();
     },
   };
+}
+
+/**
+ * `inner`, honouring CallLimits through a signal per call: for a fetch other than
+ * createHttpFetch's, such as the global one. The deadline's timer is not kept alive by the
+ * process, and ends by itself.
+ */
+export function withCallLimits(inner: typeof fetch): typeof fetch {
+  const limited = (input: string | URL | Request, init: RequestInit = {}): Promise<Response> => {
+    const { deadline, cancel, ...rest } = init as RequestInit & CallLimits;
+    const signals: AbortSignal[] = [];
+    if (rest.signal) signals.push(rest.signal);
+    if (cancel) signals.push(cancel);
+    if (deadline !== undefined) {
+      const timeout = new AbortController();
+      setTimeout(
+        () => timeout.abort(new DeadlinePassed()),
+        Math.min(MAX_TIMER_MS, deadline - Date.now()),
+      ).unref();
+      signals.push(timeout.signal);
+    }
+    return inner(input, { ...rest, signal: AbortSignal.any(signals) });
+  };
+  return limited as typeof fetch;
+}
+
+/** The calls in progress under each shared signal, all stopped by one listener on it. */
+const followers = new WeakMap<AbortSignal, Set<(reason: unknown) => void>>();
+
+/**
+ * Registers `stop` to run with the signal's reason when `signal` aborts; returns the set to
+ * delete it from once the call has ended. A listener per call would put thousands on a signal
+ * such as the gateway's shutdown, shared by every call in flight.
+ */
+function follow(signal: AbortSignal, stop: (reason: unknown) => void): Set<(reason: unknown) => void> {
+  let calls = followers.get(signal);
+  if (!calls) {
+    const created = new Set<(reason: unknown) => void>();
+    signal.addEventListener("abort", () => created.forEach((call) => call(signal.reason)), { once: true });
+    followers.set(signal, created);
+    calls = created;
+  }
+  calls.add(stop);
+  return calls;
 }
 
 /**

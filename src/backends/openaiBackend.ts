@@ -9,7 +9,7 @@ import type { Logger } from "pino";
 import type { ServerSettings } from "../config/schema.js";
 import { classifyError, withPartialText, type ClassifiedError, type ErrorContext } from "./errors.js";
 import { HealthMonitor } from "./health.js";
-import { createHttpFetch, type HttpFetch } from "./httpFetch.js";
+import { createHttpFetch, withCallLimits, type CallLimits, type HttpFetch } from "./httpFetch.js";
 import { probeServer, unreachableDetail } from "./probe.js";
 import { ReasoningFilter, stripReasoning } from "./reasoning.js";
 import { DEFAULT_RETRY_POLICY, withRetries, type RetryPolicy } from "./retry.js";
@@ -25,9 +25,12 @@ import {
 } from "./types.js";
 
 export interface OpenAIBackendOptions {
-  /** Replaces llmqtt's keep-alive fetch (httpFetch.ts) for chat requests and probes (tests, proxies). */
+  /**
+   * Replaces llmqtt's keep-alive fetch (httpFetch.ts) for chat requests and probes (tests, proxies);
+   * it is given the CallLimits through a signal per call.
+   */
   fetch?: typeof fetch;
-  /** Clock for deadlines, epoch milliseconds. */
+  /** Clock for retry decisions, epoch milliseconds; a call's own deadline runs on Date.now. */
   now?: () => number;
   retry?: Partial<RetryPolicy>;
   probeTimeoutMs?: number;
@@ -69,8 +72,10 @@ export class OpenAICompatibleBackend implements ModelBackend {
     this.now = options.now ?? Date.now;
     this.retry = { ...DEFAULT_RETRY_POLICY, ...options.retry };
     this.errorContext = { server: this.name, redact: redactor(settings.apiKey) };
-    let fetchImpl = options.fetch;
-    if (!fetchImpl) {
+    let fetchImpl: typeof fetch;
+    if (options.fetch) {
+      fetchImpl = withCallLimits(options.fetch);
+    } else {
       this.http = createHttpFetch();
       fetchImpl = this.http.fetch;
     }
@@ -118,8 +123,9 @@ export class OpenAICompatibleBackend implements ModelBackend {
   async chat(request: ChatRequest, signal?: AbortSignal): Promise<ChatResult> {
     if (request.onDelta) return this.chatStreaming(request, request.onDelta, signal);
     const params = toParams(request, this.settings.model);
+    const limits = callOptions(request.deadline, signal);
     const completion = await this.withRetries(
-      (attemptSignal) => this.client.chat.completions.create(params, { signal: attemptSignal }),
+      () => this.client.chat.completions.create(params, limits),
       request,
       signal,
     );
@@ -153,14 +159,15 @@ export class OpenAICompatibleBackend implements ModelBackend {
         throw new DeliveredFailure(error, true);
       }
     };
-    const attempt = async (attemptSignal: AbortSignal): Promise<ChatResult> => {
+    const limits = callOptions(request.deadline, signal);
+    const attempt = async (): Promise<ChatResult> => {
       const filter = new ReasoningFilter();
       const assembler = new StreamAssembler();
       try {
-        const stream = await this.client.chat.completions.create(params, { signal: attemptSignal });
+        const stream = await this.client.chat.completions.create(params, limits);
         for await (const chunk of stream) deliver(filter.push(assembler.add(chunk)));
-        // The SDK ends the iteration quietly when aborted; withRetries names the reason.
-        if (attemptSignal.aborted) throw new BackendError("cancelled", "request cancelled");
+        // The SDK ends the iteration quietly on an AbortError, as the caller's abort may be.
+        if (signal?.aborted) throw new BackendError("cancelled", "request cancelled");
         const result = assembler.finish(this.name);
         deliver(filter.end());
         return { ...result, text: delivered };
@@ -179,7 +186,7 @@ export class OpenAICompatibleBackend implements ModelBackend {
 
   /** Runs `attempt` under the retry policy and the request's deadline; keeps health up to date. */
   private async withRetries<T>(
-    attempt: (signal: AbortSignal) => Promise<T>,
+    attempt: () => Promise<T>,
     request: ChatRequest,
     signal: AbortSignal | undefined,
   ): Promise<T> {
@@ -284,6 +291,13 @@ function toMessageParam(message: Readonly<ChatMessage>): ExtendedChatParams["mes
       ...message.images.map((url) => ({ type: "image_url" as const, image_url: { url } })),
     ],
   };
+}
+
+/** The SDK's options for one call: the turn's deadline and the caller's signal, as CallLimits. */
+function callOptions(deadline: number, cancel: AbortSignal | undefined): OpenAI.RequestOptions {
+  const limits: CallLimits = { deadline, cancel };
+  // The SDK spreads fetchOptions into the RequestInit it hands to fetch; the fields are ours.
+  return { fetchOptions: limits as NonNullable<OpenAI.RequestOptions["fetchOptions"]> };
 }
 
 function toParams(request: ChatRequest, model: string): ExtendedChatParams {

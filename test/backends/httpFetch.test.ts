@@ -1,9 +1,16 @@
 import { after, afterEach, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
+import { getEventListeners } from "node:events";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
 import { classifyError } from "../../src/backends/errors.js";
-import { createHttpFetch, type HttpFetch } from "../../src/backends/httpFetch.js";
+import {
+  createHttpFetch,
+  DeadlinePassed,
+  withCallLimits,
+  type CallLimits,
+  type HttpFetch,
+} from "../../src/backends/httpFetch.js";
 import { OpenAICompatibleBackend } from "../../src/backends/openaiBackend.js";
 import { unreachableDetail } from "../../src/backends/probe.js";
 import { BackendError, type ChatRequest } from "../../src/backends/types.js";
@@ -211,6 +218,63 @@ describe("createHttpFetch", suite, () => {
     controller.abort();
     await assert.rejects(reader.read(), { name: "AbortError" });
     await eventually(() => server!.closed === 1);
+  });
+
+  test("CallLimits: a deadline fails the call before the response and mid-body, and drops the connection", async () => {
+    server = await serve((req, res) => {
+      if (req.url === "/body") {
+        res.writeHead(200, { "content-type": "text/event-stream" });
+        res.write("data: one\n\n");
+      }
+    });
+    const soon = (): RequestInit => ({ deadline: Date.now() + 100 }) as CallLimits as RequestInit;
+    await assert.rejects(client.fetch(`${server.url}/wait`, soon()), DeadlinePassed);
+    await eventually(() => server!.closed === 1);
+    const reader = (await client.fetch(`${server.url}/body`, soon())).body!.getReader();
+    assert.equal(decoder.decode((await reader.read()).value), "data: one\n\n");
+    await assert.rejects(reader.read(), DeadlinePassed);
+    await eventually(() => server!.closed === 2);
+    const past = { deadline: Date.now() } as CallLimits as RequestInit;
+    await assert.rejects(client.fetch(`${server.url}/wait`, past), DeadlinePassed);
+    assert.equal(server.connections, 2, "a call already past its deadline is never sent");
+  });
+
+  test("CallLimits: calls sharing a cancel signal put one listener on it; its abort fails them all", async () => {
+    server = await serve((req, res) => {
+      if (req.url === "/now") res.end("ok");
+    });
+    const shutdown = new AbortController();
+    const limits = { cancel: shutdown.signal, deadline: Date.now() + 60_000 } as CallLimits as RequestInit;
+    const timers = () => process.getActiveResourcesInfo().filter((kind) => kind === "Timeout").length;
+    const idleTimers = timers();
+    // Answered calls let go of the signal and clear their deadline timers.
+    for (let i = 0; i < 5; i++)
+      assert.equal(await (await client.fetch(`${server.url}/now`, limits)).text(), "ok");
+    assert.equal(timers(), idleTimers);
+    const calls = Array.from({ length: 20 }, () => client.fetch(`${server!.url}/wait`, limits));
+    // The first of them takes the connection the answered calls left idle.
+    await eventually(() => server!.connections === 20);
+    assert.equal(getEventListeners(shutdown.signal, "abort").length, 1);
+    shutdown.abort();
+    for (const outcome of await Promise.allSettled(calls)) {
+      assert.equal(outcome.status, "rejected");
+      assert.equal((outcome.reason as Error).name, "AbortError");
+    }
+    await eventually(() => server!.closed === 20);
+    await assert.rejects(client.fetch(`${server.url}/now`, limits), { name: "AbortError" });
+  });
+
+  test("withCallLimits gives another fetch the same deadline and cancel", async () => {
+    let received = 0;
+    server = await serve(() => received++);
+    const limited = withCallLimits(globalThis.fetch);
+    const soon = { deadline: Date.now() + 100 } as CallLimits as RequestInit;
+    await assert.rejects(limited(server.url, soon), DeadlinePassed);
+    const shutdown = new AbortController();
+    const pending = limited(server.url, { cancel: shutdown.signal } as CallLimits as RequestInit);
+    await eventually(() => received === 2);
+    shutdown.abort();
+    await assert.rejects(pending, { name: "AbortError" });
   });
 
   test("rejects what it does not support instead of sending it half right", async () => {

@@ -1,6 +1,5 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { getEventListeners } from "node:events";
 import { retryAfterMs } from "../../src/backends/errors.js";
 import { serverRoot } from "../../src/backends/openaiBackend.js";
 import { stripReasoning } from "../../src/backends/reasoning.js";
@@ -75,26 +74,66 @@ describe("backoffDelay", () => {
 });
 
 describe("withRetries", () => {
-  test("calls sharing the caller's signal put at most one listener on it; its abort cancels them all", async () => {
-    const caller = new AbortController();
-    // Each attempt waits until its own signal aborts.
-    const hang = (signal: AbortSignal) =>
-      new Promise<never>((_, reject) => signal.addEventListener("abort", () => reject(signal.reason)));
-    const calls = Array.from({ length: 50 }, () =>
-      withRetries(hang, {
-        deadline: Date.now() + 60_000,
-        now: Date.now,
-        signal: caller.signal,
-        policy: DEFAULT_RETRY_POLICY,
-        classify: (error) => ({ error: new BackendError("server_error", String(error)) }),
-      }),
+  const classify = (error: unknown) => ({ error: new BackendError("unreachable", String(error)) });
+  const options = { now: Date.now, classify, policy: { maxAttempts: 3, baseDelayMs: 1, maxDelayMs: 1 } };
+
+  test("retries a retryable failure and returns the first success", async () => {
+    let attempts = 0;
+    const retried: number[] = [];
+    const result = await withRetries(
+      async () => {
+        if (++attempts < 3) throw new Error("refused");
+        return "answer";
+      },
+      { ...options, deadline: Date.now() + 60_000, onRetry: (_error, attempt) => retried.push(attempt) },
     );
-    const listeners = getEventListeners(caller.signal, "abort").length;
-    assert.ok(listeners <= 1, `${listeners} listeners on the caller's signal for 50 calls`);
-    caller.abort();
-    for (const outcome of await Promise.allSettled(calls)) {
-      assert.equal(outcome.status, "rejected");
-      assert.equal((outcome.reason as BackendError).code, "cancelled");
-    }
+    assert.equal(result, "answer");
+    assert.deepEqual(retried, [1, 2]);
+  });
+
+  test("an attempt that fails once the caller has aborted ends the call as cancelled, not retried", async () => {
+    const caller = new AbortController();
+    let attempts = 0;
+    const call = withRetries(
+      async () => {
+        attempts++;
+        caller.abort();
+        throw new Error("socket destroyed");
+      },
+      { ...options, deadline: Date.now() + 60_000, signal: caller.signal },
+    );
+    await assert.rejects(call, { code: "cancelled" });
+    assert.equal(attempts, 1);
+  });
+
+  test("an attempt that fails at the deadline ends the call as timeout, and none starts after it", async () => {
+    let attempts = 0;
+    let clock = 1000;
+    const call = withRetries(
+      async () => {
+        attempts++;
+        clock = 2000;
+        throw new Error("socket destroyed");
+      },
+      { ...options, now: () => clock, deadline: 2000 },
+    );
+    await assert.rejects(call, { code: "timeout" });
+    assert.equal(attempts, 1);
+    await assert.rejects(
+      withRetries(async () => assert.fail("started past the deadline"), {
+        ...options,
+        now: () => 2000,
+        deadline: 2000,
+      }),
+      { code: "timeout" },
+    );
+  });
+
+  test("no retry is waited for past the deadline: the last failure stands", async () => {
+    const slow = { ...options, policy: { maxAttempts: 3, baseDelayMs: 60_000, maxDelayMs: 60_000 } };
+    await assert.rejects(
+      withRetries(async () => Promise.reject(new Error("refused")), { ...slow, deadline: Date.now() + 1000 }),
+      { code: "unreachable" },
+    );
   });
 });
