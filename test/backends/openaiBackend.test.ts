@@ -104,6 +104,19 @@ describe("OpenAICompatibleBackend.chat", () => {
     assert.match(err.message, /Incorrect API key provided: \*\*\*/);
   });
 
+  test("sends only the headers a model server reads: no SDK telemetry", async () => {
+    await backendFor(fake.url).chat(request());
+    const headers = fake.requests[0]!.headers;
+    assert.deepEqual(
+      Object.keys(headers).filter((name) => name.startsWith("x-stainless")),
+      [],
+      JSON.stringify(headers),
+    );
+    assert.equal(headers["content-type"], "application/json");
+    assert.equal(headers.accept, "application/json");
+    assert.match(headers["user-agent"] ?? "", /^OpenAI\/JS /);
+  });
+
   test("retries a 500 and succeeds", async () => {
     fake.handler = (_req, i) => (i === 0 ? { status: 500 } : { text: "fine" });
     assert.equal((await backend.chat(request())).text, "fine");
