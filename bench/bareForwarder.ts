@@ -20,6 +20,12 @@ interface BareArgs {
   project?: string;
   /** Diagnostics only: at most this many model calls at once, like llmqtt's slots (default: no limit). */
   maxInFlight?: number;
+  /**
+   * Diagnostics only: send each session's whole conversation, as llmqtt does, kept in a Map
+   * without limit (default: only the message). Tells the cost of the history itself (the larger
+   * request to build and send, and for the model server to read) from that of llmqtt's machinery.
+   */
+  history?: boolean;
 }
 
 const {
@@ -27,7 +33,10 @@ const {
   serverUrl,
   project = "general",
   maxInFlight = Infinity,
+  history = false,
 } = JSON.parse(process.argv[2] ?? "{}") as BareArgs;
+type Message = { role: "user" | "assistant"; content: string };
+const conversations = new Map<string, Message[]>();
 let inFlight = 0;
 const waiting: (() => void)[] = [];
 const openai = new OpenAI({
@@ -46,14 +55,18 @@ client.on("message", (_topic, payload) => {
       message: string;
     };
     let reply: string;
+    const earlier = history ? (conversations.get(sessionId) ?? []) : [];
+    const question: Message = { role: "user", content: message };
     if (inFlight >= maxInFlight) await new Promise<void>((resolve) => waiting.push(resolve));
     inFlight++;
     try {
       const completion = await openai.chat.completions.create({
         model: "default",
-        messages: [{ role: "user", content: message }],
+        messages: [...earlier, question],
       });
       reply = completion.choices[0]?.message.content ?? "";
+      if (history)
+        conversations.set(sessionId, [...earlier, question, { role: "assistant", content: reply }]);
     } catch (error) {
       reply = `Error: ${(error as Error).message}`;
     } finally {
