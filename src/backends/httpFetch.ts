@@ -38,6 +38,13 @@ export function isDeadlinePassed(error: unknown): boolean {
 // setTimeout fires at once for delays above 2^31-1 ms; so far off a deadline needs no timer.
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
+/** The delay of a timer for `deadline`, or undefined when there is none or none a timer can hold. */
+function timerDelay(deadline: number | undefined): number | undefined {
+  if (deadline === undefined) return undefined;
+  const wait = deadline - Date.now();
+  return wait < MAX_TIMER_MS ? wait : undefined;
+}
+
 // Below the keep-alive timeout of llama-server (cpp-httplib) and Node servers, 5 s, as undici's
 // default is: a call must never go out on a connection the server is closing at that moment. A
 // server's own `Keep-Alive: timeout=N` shortens it further (Node's agent honours it).
@@ -97,8 +104,8 @@ export function createHttpFetch(): HttpFetch {
       };
       const onAbort = (): void => stop(signal?.reason);
       signal?.addEventListener("abort", onAbort, { once: true });
-      const wait = deadline === undefined ? MAX_TIMER_MS : deadline - Date.now();
-      const timer = wait < MAX_TIMER_MS ? setTimeout(() => stop(new DeadlinePassed()), wait) : undefined;
+      const wait = timerDelay(deadline);
+      const timer = wait === undefined ? undefined : setTimeout(() => stop(new DeadlinePassed()), wait);
       const cancelled = cancel ? follow(cancel, stop) : undefined;
       /** Once the call has ended in any way: nothing may stop it any more. */
       const release = (): void => {
@@ -155,12 +162,10 @@ export function withCallLimits(inner: typeof fetch): typeof fetch {
     const signals: AbortSignal[] = [];
     if (rest.signal) signals.push(rest.signal);
     if (cancel) signals.push(cancel);
-    if (deadline !== undefined) {
+    const wait = timerDelay(deadline);
+    if (wait !== undefined) {
       const timeout = new AbortController();
-      setTimeout(
-        () => timeout.abort(new DeadlinePassed()),
-        Math.min(MAX_TIMER_MS, deadline - Date.now()),
-      ).unref();
+      setTimeout(() => timeout.abort(new DeadlinePassed()), wait).unref();
       signals.push(timeout.signal);
     }
     return inner(input, { ...rest, signal: AbortSignal.any(signals) });
