@@ -15,6 +15,7 @@ import type { InboundIntent } from "../../src/protocol/types.js";
 import type { TestBroker } from "../support/brokers.js";
 import { GameClient, type ReceivedMessage } from "../support/gameClient.js";
 import { BROKERS, startRig, type Rig } from "../support/harness.js";
+import { topicText } from "../support/topicText.js";
 import { eventually } from "../support/wait.js";
 
 /** Fixed, so a failure replays exactly; change it to explore other cases. */
@@ -110,9 +111,9 @@ const replyTopicFor = fc
   )
   .chain(([base, text]) =>
     fc.constantFrom(
-      (sid: unknown) => `${base}/${String(sid)}/${text}`,
-      (sid: unknown) => `${base}/${String(sid)}///`,
-      (sid: unknown) => ` ${base}/${String(sid)}/client/7 `,
+      (sid: unknown) => `${base}/${topicText(sid)}/${text}`,
+      (sid: unknown) => `${base}/${topicText(sid)}///`,
+      (sid: unknown) => ` ${base}/${topicText(sid)}/client/7 `,
       () => `${base}/someone-else/x`,
       () => `$SYS/${text}`,
       () => `${base}/#`,

@@ -12,6 +12,7 @@ import { parseInbound, type InboundContext, type Mqtt5Request } from "../../src/
 import { MAX_SESSION_ID_LENGTH } from "../../src/protocol/sessionId.js";
 import { MAX_IMAGES } from "../../src/protocol/turnOptions.js";
 import type { InboundIntent, TurnRequest } from "../../src/protocol/types.js";
+import { topicText } from "../support/topicText.js";
 import { makeContext } from "./helpers.js";
 
 // Show which assertion failed next to the counterexample, not only the counterexample.
@@ -269,7 +270,7 @@ const replyBase = fc.constantFrom(...PROJECTS.map((p) => `${p}/assistant_respons
 
 /** Reply topics a client might send for session `sessionId`: right, subtly wrong, or hostile. */
 function replyTopicFor(sessionId: unknown): fc.Arbitrary<unknown> {
-  const sid = typeof sessionId === "string" ? sessionId.trim() : String(sessionId);
+  const sid = typeof sessionId === "string" ? sessionId.trim() : topicText(sessionId);
   return fc.oneof(
     fc.tuple(replyBase, hostileText(20)).map(([base, suffix]) => `${base}/${sid}/${suffix}`),
     fc.tuple(replyBase, fc.nat(3)).map(([base, slashes]) => `${base}/${sid}${"/".repeat(slashes)}`),
