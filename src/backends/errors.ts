@@ -23,12 +23,20 @@ const CONTEXT_OVERFLOW_TEXT =
   /exceeds? the available context|context size|maximum context length|context[_ ]length[_ ]exceeded/i;
 const MAX_SERVER_MESSAGE_CHARS = 300;
 
+/** The caller gave up on the call (its signal aborted). */
+export function requestCancelled(): BackendError {
+  return new BackendError("cancelled", "request cancelled");
+}
+
+/** The turn's deadline passed before the model server answered. */
+export function missedDeadline(): BackendError {
+  return new BackendError("timeout", "the model server did not answer before the deadline");
+}
+
 export function classifyError(err: unknown, ctx: ErrorContext): ClassifiedError {
   if (err instanceof BackendError) return { error: err };
-  if (err instanceof APIUserAbortError) return { error: new BackendError("cancelled", "request cancelled") };
-  if (isDeadlinePassed(err)) {
-    return { error: new BackendError("timeout", "the model server did not answer before the deadline") };
-  }
+  if (err instanceof APIUserAbortError) return { error: requestCancelled() };
+  if (isDeadlinePassed(err)) return { error: missedDeadline() };
   if (err instanceof APIConnectionTimeoutError) {
     return { error: new BackendError("timeout", `model server at ${ctx.server} timed out`) };
   }

@@ -1,3 +1,4 @@
+import { requestCancelled } from "./errors.js";
 import { BackendError } from "./types.js";
 
 /** Why a generation was stopped before it finished on its own. */
@@ -52,7 +53,7 @@ export class TurnControl {
   /** Throws the caller-facing error when the caller cancelled or the deadline passed. */
   throwIfCancelledOrTimedOut(): void {
     const kind = this.stopped;
-    if (kind === "cancelled") throw new BackendError("cancelled", "request cancelled");
+    if (kind === "cancelled") throw requestCancelled();
     if (kind === "timeout") {
       throw new BackendError("timeout", "the in-process model did not answer before the turn's deadline");
     }

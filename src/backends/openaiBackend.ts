@@ -7,7 +7,13 @@ import type {
 } from "openai/resources/chat/completions";
 import type { Logger } from "pino";
 import type { ServerSettings } from "../config/schema.js";
-import { classifyError, withPartialText, type ClassifiedError, type ErrorContext } from "./errors.js";
+import {
+  classifyError,
+  requestCancelled,
+  withPartialText,
+  type ClassifiedError,
+  type ErrorContext,
+} from "./errors.js";
 import { HealthMonitor } from "./health.js";
 import { createHttpFetch, withCallLimits, type CallLimits, type HttpFetch } from "./httpFetch.js";
 import { probeServer, unreachableDetail } from "./probe.js";
@@ -182,7 +188,7 @@ export class OpenAICompatibleBackend implements ModelBackend {
         const stream = await this.client.chat.completions.create(params, limits);
         for await (const chunk of stream) deliver(filter.push(assembler.add(chunk)));
         // The SDK ends the iteration quietly on an AbortError, as the caller's abort may be.
-        if (signal?.aborted) throw new BackendError("cancelled", "request cancelled");
+        if (signal?.aborted) throw requestCancelled();
         const result = assembler.finish(this.name);
         deliver(filter.end());
         return { ...result, text: delivered };

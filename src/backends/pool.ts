@@ -1,5 +1,5 @@
 import type { Logger } from "pino";
-import { withPartialText } from "./errors.js";
+import { missedDeadline, requestCancelled, withPartialText } from "./errors.js";
 import {
   BackendError,
   type BackendErrorCode,
@@ -229,8 +229,8 @@ export class BackendPool implements ModelBackend {
     tried: ReadonlySet<Member>,
     lastError: BackendError | undefined,
   ): Promise<Member> {
-    if (signal?.aborted) return Promise.reject(cancelled());
-    if (this.now() >= request.deadline) return Promise.reject(deadlinePassed());
+    if (signal?.aborted) return Promise.reject(requestCancelled());
+    if (this.now() >= request.deadline) return Promise.reject(missedDeadline());
     if (!this.hasCandidate(tried)) return Promise.reject(lastError ?? this.noServer());
     if (this.waiters.length === 0) {
       const member = this.pick(tried, request.affinityKey);
@@ -259,7 +259,7 @@ export class BackendPool implements ModelBackend {
           reject(error);
         },
       };
-      const onAbort = (): void => waiter.fail(cancelled());
+      const onAbort = (): void => waiter.fail(requestCancelled());
       const timer = setTimeout(
         () =>
           waiter.fail(new BackendError("timeout", "no model server slot became free before the deadline")),
@@ -430,12 +430,4 @@ export class BackendPool implements ModelBackend {
 function continuation(request: ChatRequest, delivered: string): ChatRequest {
   if (!delivered) return request;
   return { ...request, messages: [...request.messages, { role: "assistant", content: delivered }] };
-}
-
-function cancelled(): BackendError {
-  return new BackendError("cancelled", "request cancelled");
-}
-
-function deadlinePassed(): BackendError {
-  return new BackendError("timeout", "the model server did not answer before the deadline");
 }

@@ -1,5 +1,5 @@
-import type { ClassifiedError } from "./errors.js";
-import { BackendError, type BackendErrorCode } from "./types.js";
+import { missedDeadline, requestCancelled, type ClassifiedError } from "./errors.js";
+import type { BackendError, BackendErrorCode } from "./types.js";
 
 export interface RetryPolicy {
   /** Attempts in total, the first one included. */
@@ -33,10 +33,8 @@ export interface RetryOptions {
 export async function withRetries<T>(attempt: () => Promise<T>, options: RetryOptions): Promise<T> {
   const { deadline, now, policy, signal } = options;
   const stopped = (): BackendError | undefined => {
-    if (signal?.aborted) return new BackendError("cancelled", "request cancelled");
-    if (now() >= deadline) {
-      return new BackendError("timeout", "the model server did not answer before the deadline");
-    }
+    if (signal?.aborted) return requestCancelled();
+    if (now() >= deadline) return missedDeadline();
     return undefined;
   };
 
