@@ -12,7 +12,7 @@
  *   --only S1,S2,...        run only these scenarios (S1..S5, TCP; S6 runs with S1)
  *   --brokers aedes,mosquitto
  *   --gateway-settings JSON settings merged into every gateway's, e.g. '{"server": {"slots": 100}}'
- *   --bare-settings JSON    arguments for the bare forwarder, e.g. '{"maxInFlight": 8}' (diagnostics)
+ *   --bare-settings JSON    arguments for the bare forwarder, e.g. '{"maxInFlight": 8}' or '{"history": true}' (diagnostics)
  *   --node-flags "FLAGS"    Node/V8 flags for every gateway and bare forwarder, e.g. "--max-semi-space-size=64"
  *   --cpu-prof [dir]        profile the gateway and bare-forwarder processes while S1 and S3 are
  *                           measured, after warm-up (one .cpuprofile per process and run, default
@@ -357,9 +357,25 @@ interface S1Run {
   r: TurnsResult;
   cpu: CpuFigures;
   /** CPU time of the fake model server and of the load generator (this process) meanwhile, microseconds. */
-  others?: { model: number; load: number };
+  others: { model: number; load: number };
   /** Warm-up rounds before the process reached its steady state. */
   warmRounds: number;
+}
+
+/** One S1 batch: the CPU `child` used, and the model server's and the load generator's meanwhile. */
+async function measureS1(
+  env: Env,
+  child: Child,
+  run: () => Promise<TurnsResult>,
+): Promise<Omit<S1Run, "warmRounds">> {
+  const [model0, load0] = [await env.fake.request<ProcessUsage>("cpu"), process.cpuUsage()];
+  const { result, cpu } = await withCpu(child, run);
+  const [model1, load1] = [await env.fake.request<ProcessUsage>("cpu"), process.cpuUsage(load0)];
+  const others = {
+    model: cpuTime(model1.resources) - cpuTime(model0.resources),
+    load: load1.user + load1.system,
+  };
+  return { r: result, cpu, others };
 }
 
 /** S1 runs this many pairs of processes (one llmqtt, one bare forwarder), each measured in batches. */
@@ -395,20 +411,10 @@ async function scenario1(env: Env): Promise<Row[]> {
       const order: S1Side[] = batch % 2 === 0 ? ["llmqtt", "bare"] : ["bare", "llmqtt"];
       for (const name of order) {
         const { child, label, project } = sides[name];
-        const measured = () => withCpu(child, () => run(`s1${name}${pair}-${batch}`, project));
-        const [model0, load0] = [await env.fake.request<ProcessUsage>("cpu"), process.cpuUsage()];
+        const measured = () => measureS1(env, child, () => run(`s1${name}${pair}-${batch}`, project));
         // Only each process's first batch is profiled, as one profile per process is enough.
-        const { result, cpu } = batch === 0 ? await profiled(env, child, label, measured) : await measured();
-        const [model1, load1] = [await env.fake.request<ProcessUsage>("cpu"), process.cpuUsage(load0)];
-        batches[name].push({
-          r: result,
-          cpu,
-          others: {
-            model: cpuTime(model1.resources) - cpuTime(model0.resources),
-            load: load1.user + load1.system,
-          },
-          warmRounds: warmRounds[name],
-        });
+        const figures = batch === 0 ? await profiled(env, child, label, measured) : await measured();
+        batches[name].push({ ...figures, warmRounds: warmRounds[name] });
       }
     }
     await Promise.all([sides.llmqtt.child.stop(), sides.bare.child.stop()]);
@@ -417,8 +423,8 @@ async function scenario1(env: Env): Promise<Row[]> {
   const cappedWarmRounds = await warmUp(env, capped);
   await capped.request("traceStart");
   await configureFake(env, {});
-  const cappedRun = await profiled(env, capped, "S1-slots8", () => withCpu(capped, () => run("s1c")));
-  const cappedFigures: S1Run = { r: cappedRun.result, cpu: cappedRun.cpu, warmRounds: cappedWarmRounds };
+  const cappedRun = await profiled(env, capped, "S1-slots8", () => measureS1(env, capped, () => run("s1c")));
+  const cappedFigures: S1Run = { ...cappedRun, warmRounds: cappedWarmRounds };
   const slots = await slotCycle(env, capped);
   await capped.stop();
 
@@ -438,8 +444,8 @@ async function scenario1(env: Env): Promise<Row[]> {
     `median batch of ${list.length} (${rates(list)}); ${cpuText(typical(list))}; ` +
     `median over all batches: CPU ${fixed(medianCpu(list))} us/turn, ` +
     `GC ${fixed(median(list.map((x) => perTurn(x, x.cpu.minorGc + x.cpu.majorGc))))} us/turn; ` +
-    `meanwhile the model server used ${fixed(median(list.map((x) => perTurn(x, x.others?.model ?? NaN))))} us CPU/turn ` +
-    `and the load generator ${fixed(median(list.map((x) => perTurn(x, x.others?.load ?? NaN))))}`;
+    `meanwhile the model server used ${fixed(median(list.map((x) => perTurn(x, x.others.model))))} us CPU/turn ` +
+    `and the load generator ${fixed(median(list.map((x) => perTurn(x, x.others.load))))}`;
   const l = typical(batches.llmqtt);
   const b = typical(batches.bare);
   for (const x of [...batches.llmqtt, ...batches.bare]) if (x !== l && x !== b) check(env, x.r);

@@ -91,8 +91,6 @@ const STREAM_CHUNK_CHARS = 4;
 export class FakeModelServer {
   /** Chat requests since the last resetStats, unless recordRequests is off. */
   readonly requests: RecordedRequest[] = [];
-  /** Chat requests since the last resetStats, recorded or not. */
-  requestCount = 0;
   handler: FakeHandler;
   slots: number;
   health: "ok" | "loading" | "absent";
@@ -102,6 +100,7 @@ export class FakeModelServer {
   private readonly sockets = new Set<Socket>();
   private readonly stopping = new AbortController();
   private readonly recordRequests: boolean;
+  private chatRequests = 0;
 
   private constructor(
     private readonly server: http.Server,
@@ -140,13 +139,18 @@ export class FakeModelServer {
     return this.active;
   }
 
+  /** Chat requests since the last resetStats, recorded or not. */
+  get requestCount(): number {
+    return this.chatRequests;
+  }
+
   get maxInFlight(): number {
     return this.peak;
   }
 
   resetStats(): void {
     this.requests.length = 0;
-    this.requestCount = 0;
+    this.chatRequests = 0;
     this.peak = this.active;
   }
 
@@ -193,7 +197,7 @@ export class FakeModelServer {
       return sendJson(res, 400, errorBody(400, "invalid JSON body", "invalid_request_error"));
     }
     const recorded: RecordedRequest = { body, headers: req.headers, receivedAt: Date.now() };
-    const index = this.requestCount++;
+    const index = this.chatRequests++;
     if (this.recordRequests) this.requests.push(recorded);
     this.active++;
     this.peak = Math.max(this.peak, this.active);
