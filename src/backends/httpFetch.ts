@@ -59,7 +59,8 @@ const IDLE_TIMEOUT_MS = 4000;
  * TypeError "fetch failed" before the response and "terminated" within the body, with the
  * system error (ECONNREFUSED, ECONNRESET, ...) as its cause. Not supported, as llmqtt needs none
  * of it: Request objects, stream or form bodies, following redirects (a 3xx comes back as it
- * is), decompression (no Accept-Encoding is sent), `Response.url`.
+ * is), decompression (no Accept-Encoding is sent), `Response.url`. It leaves out the openai SDK's
+ * telemetry headers.
  *
  * There is no limit on connections: the pool never has more calls in flight to a server than it
  * has slots, and probes come on top.
@@ -247,11 +248,21 @@ function terminated(cause: unknown): Error {
   return new TypeError("terminated", { cause });
 }
 
+/**
+ * The openai SDK adds eight `x-stainless-*` headers to every call (language, OS, runtime, package
+ * version, retry count, timeout): telemetry for OpenAI that no model server reads, yet each is
+ * written and parsed on every call. Dropped here rather than nulled through the SDK's
+ * `defaultHeaders`, which made it build every header twice (~5 KB more garbage per call).
+ */
+const SDK_TELEMETRY = "x-stainless-";
+
 function headerRecord(headers: RequestInit["headers"]): http.OutgoingHttpHeaders | undefined {
   if (headers === undefined || headers === null) return undefined;
   if (!(headers instanceof Headers) && !Array.isArray(headers)) return headers as http.OutgoingHttpHeaders;
   const record: http.OutgoingHttpHeaders = {};
-  for (const [name, value] of headers) if (name !== undefined) record[name] = value;
+  for (const [name, value] of headers) {
+    if (name !== undefined && !name.startsWith(SDK_TELEMETRY)) record[name] = value;
+  }
   return record;
 }
 

@@ -55,20 +55,6 @@ const PROBE_TIMEOUT_MS = 5000;
 const PLACEHOLDER_API_KEY = "no-key";
 // The per-turn deadline is the only timeout; the SDK's own (10 min by default) must never cut in first.
 const SDK_TIMEOUT_MS = 2 ** 31 - 1;
-// The SDK's telemetry for OpenAI (language, OS, runtime, retry count, timeout): eight headers on
-// every call that no model server reads, yet each is built, written and parsed. Null drops one.
-const WITHOUT_TELEMETRY = Object.fromEntries(
-  [
-    "x-stainless-lang",
-    "x-stainless-package-version",
-    "x-stainless-os",
-    "x-stainless-arch",
-    "x-stainless-runtime",
-    "x-stainless-runtime-version",
-    "x-stainless-retry-count",
-    "x-stainless-timeout",
-  ].map((name) => [name, null]),
-);
 
 /** Any OpenAI-compatible chat server: llama-server, vLLM, Ollama, OpenAI. */
 export class OpenAICompatibleBackend implements ModelBackend {
@@ -108,7 +94,6 @@ export class OpenAICompatibleBackend implements ModelBackend {
       maxRetries: 0,
       timeout: SDK_TIMEOUT_MS,
       fetch: fetchImpl,
-      defaultHeaders: WITHOUT_TELEMETRY,
     });
     const target = {
       root: this.root,

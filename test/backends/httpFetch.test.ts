@@ -72,7 +72,7 @@ describe("createHttpFetch", suite, () => {
   });
   after(() => client.close());
 
-  test("sends method, headers and body, and answers with status, headers and body", async () => {
+  test("sends method, headers (not the SDK's telemetry) and body, and answers with status, headers and body", async () => {
     server = await serve((req, res) => {
       const chunks: Buffer[] = [];
       req.on("data", (chunk: Buffer) => chunks.push(chunk));
@@ -91,7 +91,12 @@ describe("createHttpFetch", suite, () => {
     const body = JSON.stringify({ text: "héllo" });
     const response = await client.fetch(`${server.url}/v1/chat?x=1`, {
       method: "POST",
-      headers: new Headers({ "content-type": "application/json", authorization: "Bearer k" }),
+      headers: new Headers({
+        "content-type": "application/json",
+        authorization: "Bearer k",
+        "x-stainless-os": "Linux",
+        "x-stainless-retry-count": "0",
+      }),
       body,
     });
     assert.equal(response.status, 429);
@@ -106,6 +111,8 @@ describe("createHttpFetch", suite, () => {
     };
     assert.equal(echo.method, "POST");
     assert.equal(echo.headers.authorization, "Bearer k");
+    assert.equal(echo.headers["x-stainless-os"], undefined);
+    assert.equal(echo.headers["x-stainless-retry-count"], undefined);
     assert.equal(echo.headers["content-length"], String(Buffer.byteLength(body)));
     assert.equal(echo.body, body);
   });
