@@ -132,21 +132,33 @@ export class MqttTransport {
     });
   }
 
-  /** Never rejects: a failed publish is logged and reported as false. */
-  async publish(topic: string, payload: string | Buffer, options: PublishOptions = {}): Promise<boolean> {
+  /**
+   * Never rejects: a failed publish is logged and reported as false. MQTT.js's callback rather
+   * than publishAsync: one promise per reply instead of three, held until the broker's PUBACK.
+   */
+  publish(topic: string, payload: string | Buffer, options: PublishOptions = {}): Promise<boolean> {
     const client = this.client;
-    if (!client) return false;
-    try {
-      await client.publishAsync(topic, payload, {
-        qos: options.qos ?? this.settings.qos,
-        retain: options.retain ?? false,
-        properties: options.properties,
-      });
-      return true;
-    } catch (error) {
-      this.log.warn({ topic, err: (error as Error).message }, "publish failed");
-      return false;
-    }
+    if (!client) return Promise.resolve(false);
+    return new Promise((resolve) => {
+      const done = (error?: Error): void => {
+        if (error) this.log.warn({ topic, err: error.message }, "publish failed");
+        resolve(!error);
+      };
+      try {
+        client.publish(
+          topic,
+          payload,
+          {
+            qos: options.qos ?? this.settings.qos,
+            retain: options.retain ?? false,
+            properties: options.properties,
+          },
+          done,
+        );
+      } catch (error) {
+        done(error as Error);
+      }
+    });
   }
 
   async stop(): Promise<void> {

@@ -1,0 +1,49 @@
+import { after, before, describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { chmodSync, mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { MqttTransport } from "../../src/transport/mqttTransport.js";
+import { mosquittoAvailable, startMosquitto, type TestBroker } from "../support/brokers.js";
+import { captureLogs } from "../support/logCapture.js";
+import { testSettings } from "../support/settings.js";
+
+// CI installs Mosquitto, so there nothing is ever skipped.
+const NO_MOSQUITTO = mosquittoAvailable() || process.env.CI === "true" ? false : "mosquitto is not installed";
+
+describe("MqttTransport.publish", { skip: NO_MOSQUITTO }, () => {
+  let broker: TestBroker;
+  before(async () => {
+    // Anonymous clients may write under allowed/ only; an MQTT 5 client hears of a refusal in its PUBACK.
+    const dir = mkdtempSync(join(tmpdir(), "llmqtt-acl-"));
+    const aclFile = join(dir, "acl");
+    writeFileSync(aclFile, "topic readwrite allowed/#\n");
+    // Mosquitto started as root reads it after dropping to its own user.
+    chmodSync(dir, 0o755);
+    chmodSync(aclFile, 0o644);
+    broker = await startMosquitto({ extraConfig: `acl_file ${aclFile}` });
+  });
+  after(() => broker.stop());
+
+  test("reports a publish the broker refuses as false and logs it, without rejecting", async () => {
+    const logs = captureLogs("warn");
+    const settings = testSettings().mqtt;
+    const transport = new MqttTransport(
+      { ...settings, protocolVersion: 5 },
+      { logger: logs.logger, subscriptions: ["allowed/in"], onMessage: () => undefined },
+    );
+    await transport.start(broker.url);
+    try {
+      assert.equal(await transport.publish("allowed/out", "yes"), true);
+      assert.equal(await transport.publish("denied/out", "no"), false);
+      const failure = logs.lines().find((line) => line.msg === "publish failed");
+      assert.equal(failure?.topic, "denied/out", logs.text());
+      assert.match(String(failure?.err), /authori[sz]ed/i);
+      // The connection serves on after a refusal.
+      assert.equal(await transport.publish("allowed/out", "again"), true);
+    } finally {
+      await transport.stop();
+    }
+    assert.equal(await transport.publish("allowed/out", "after stop"), false);
+  });
+});
