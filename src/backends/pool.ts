@@ -196,7 +196,8 @@ export class BackendPool implements ModelBackend {
     for (;;) {
       let member: Member;
       try {
-        member = await this.acquire(request, signal, tried ?? NONE_TRIED, lastError);
+        const slot = this.acquire(request, signal, tried ?? NONE_TRIED, lastError);
+        member = slot instanceof Promise ? await slot : slot;
       } catch (err) {
         throw delivered && err instanceof BackendError ? withPartialText(err, delivered) : err;
       }
@@ -222,21 +223,24 @@ export class BackendPool implements ModelBackend {
     }
   }
 
-  /** Takes a slot on a usable member not tried yet, waiting in line when all are busy. */
+  /**
+   * Takes a slot on a usable member not tried yet: at once (no promise, as for most calls) when
+   * one is free and no call waits, else waiting in line. Throws when no member can serve.
+   */
   private acquire(
     request: ChatRequest,
     signal: AbortSignal | undefined,
     tried: ReadonlySet<Member>,
     lastError: BackendError | undefined,
-  ): Promise<Member> {
-    if (signal?.aborted) return Promise.reject(requestCancelled());
-    if (this.now() >= request.deadline) return Promise.reject(missedDeadline());
-    if (!this.hasCandidate(tried)) return Promise.reject(lastError ?? this.noServer());
+  ): Member | Promise<Member> {
+    if (signal?.aborted) throw requestCancelled();
+    if (this.now() >= request.deadline) throw missedDeadline();
+    if (!this.hasCandidate(tried)) throw lastError ?? this.noServer();
     if (this.waiters.length === 0) {
       const member = this.pick(tried, request.affinityKey);
       if (member) {
         member.inFlight++;
-        return Promise.resolve(member);
+        return member;
       }
     }
     return new Promise<Member>((resolve, reject) => {
