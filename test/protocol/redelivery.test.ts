@@ -35,4 +35,20 @@ describe("RedeliveryFilter", () => {
     assert.equal(filter.isRepeat("t", payload("a"), true), false, "forgotten");
     assert.equal(filter.isRepeat("t", payload("c"), true), true);
   });
+
+  test("where the topic ends is part of the message", () => {
+    const filter = new RedeliveryFilter();
+    filter.isRepeat("ab", payload("c"), false);
+    assert.equal(filter.isRepeat("a", payload("bc"), true), false);
+  });
+
+  test("ten thousand remembered look-alike messages are never taken for one another", () => {
+    const filter = new RedeliveryFilter(10_000);
+    const message = (n: number) => payload(JSON.stringify({ message: `turn ${n}`, sessionId: "s" }));
+    for (let n = 0; n < 10_000; n++) filter.isRepeat("general/user_input", message(n), false);
+    for (let n = 10_000; n < 20_000; n++) {
+      assert.equal(filter.isRepeat("general/user_input", message(n), true), false, `turn ${n}`);
+    }
+    assert.equal(filter.isRepeat("general/user_input", message(19_999), true), true);
+  });
 });
