@@ -102,6 +102,8 @@ const S1_SESSIONS = 100;
 /** S1 measures the gateway, not slot hand-off (S3 does): one slot per session, as the bare forwarder has. */
 const UNCAPPED = { server: { slots: S1_SESSIONS } };
 const S3_DELAY_MS = 200;
+/** S3 runs this many batches in one warmed-up gateway; the median batch is reported. */
+const S3_BATCHES = 3;
 const STREAM_SHAPES: Shape[] = [
   { streams: 1, turns: 30 },
   { streams: 8, turns: 12 },
@@ -123,7 +125,7 @@ const SCENARIOS: { id: string; describe: string }[] = [
   },
   {
     id: "S3",
-    describe: `64 sessions x 10 sequential turns, model with 8 slots (/props) and every reply delayed ${S3_DELAY_MS} ms; ideal = 8 / 0.2 s = 40 turns/s`,
+    describe: `64 sessions x 10 sequential turns, model with 8 slots (/props) answering ${S3_DELAY_MS} ms after each request arrives (never sooner); ideal = 8 / 0.2 s = 40 turns/s; ${S3_BATCHES} batches in one warmed-up gateway, the median reported`,
   },
   {
     id: "S4",
@@ -497,27 +499,48 @@ async function scenario2(env: Env): Promise<Row[]> {
   ];
 }
 
+interface S3Batch {
+  r: TurnsResult;
+  share: number;
+  stats: FakeStats;
+  handoff: HandoffFigures;
+}
+
+/**
+ * Three 16-second batches, median reported: one batch moves by +-0.4 % of ideal from run to run
+ * on a shared machine, about the distance between llmqtt and the target.
+ */
 async function scenario3(env: Env): Promise<Row[]> {
   await configureFake(env, {});
   const gateway = await startGateway(env, "S3");
   await warmUp(env, gateway);
-  await configureFake(env, { delayMs: S3_DELAY_MS });
-  await gateway.request("traceStart");
-  const r = await profiled(env, gateway, "S3", () =>
-    turns(env, { sessions: 64, turns: 10, window: 1, prefix: "s3", timeoutMs: 120_000 }),
-  );
-  const stats = await env.fake.request<FakeStats>("stats");
-  const handoff = await gateway.request<HandoffFigures>("handoff", { slots: SLOTS });
+  const ideal = SLOTS / (S3_DELAY_MS / 1000);
+  const batches: S3Batch[] = [];
+  for (let batch = 0; batch < S3_BATCHES; batch++) {
+    await configureFake(env, { delayMs: S3_DELAY_MS });
+    await gateway.request("traceStart");
+    const run = () =>
+      turns(env, { sessions: 64, turns: 10, window: 1, prefix: `s3-${batch}-`, timeoutMs: 120_000 });
+    // One profile per process is enough: the first batch's.
+    const r = batch === 0 ? await profiled(env, gateway, "S3", run) : await run();
+    const stats = await env.fake.request<FakeStats>("stats");
+    const handoff = await gateway.request<HandoffFigures>("handoff", { slots: SLOTS });
+    batches.push({ r, share: (100 * r.replies) / r.seconds / ideal, stats, handoff });
+  }
   await gateway.stop();
   await configureFake(env, {});
-  const ideal = SLOTS / (S3_DELAY_MS / 1000);
-  const share = (100 * r.replies) / r.seconds / ideal;
+  const sorted = [...batches].sort((a, b) => a.share - b.share);
+  // A batch with replies missing is shown instead of the median, so that it cannot hide.
+  const shown = batches.find((b) => b.r.timedOut) ?? sorted[Math.floor(sorted.length / 2)]!;
+  const { r, share, stats, handoff } = shown;
+  for (const other of batches) if (other !== shown) check(env, other.r);
   env.targets.ideal = `${fixed(share, 1)} %`;
   return [
     turnsRow(env, "S3 64x10, 8 slots x 200 ms", r, {
       figure: `${fixed(share, 1)} % of ideal`,
       target: TARGETS.ideal,
       detail:
+        `${shown.r.timedOut ? "a batch that timed out" : "median batch"} of ${S3_BATCHES} (${batches.map((b) => `${fixed(b.share, 1)} %`).join(", ")}): ` +
         `${fixed(r.replies / r.seconds, 1)} turns/s of ideal ${ideal}/s; the model saw at most ${stats.maxInFlight} at once ` +
         `and its slots were busy ${fixed(100 * stats.busyShare, 1)} % of the time from first request to last answer; ` +
         `a slot idled p50 ${fixed(stats.idleP50, 2)} ms (p90 ${fixed(stats.idleP90, 2)}) from an answer leaving to the next request arriving, ` +

@@ -8,7 +8,7 @@ import { FakeModelServer, type FakeReply } from "../test/support/fakeModelServer
 import { childArgs, failStart, serve } from "./ipc.js";
 
 export interface FakeConfig {
-  /** Every reply waits this long (a model taking its time); 0 = answer at once. */
+  /** Every reply leaves this long after its request arrived (a model taking its time); 0 = answer at once. */
   delayMs?: number;
   /** Fixed reply text; default: the fake's `reply to: <message>`. */
   text?: string;

@@ -1,3 +1,5 @@
+import type http from "node:http";
+import { performance } from "node:perf_hooks";
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import OpenAI from "openai";
@@ -94,6 +96,29 @@ test("FakeModelServer without recordRequests counts requests and keeps none", as
     assert.equal(fake.requests.length, 0);
     fake.resetStats();
     assert.equal(fake.requestCount, 0);
+  } finally {
+    await fake.stop();
+  }
+});
+
+test("FakeModelServer answers a delayed reply no sooner than the delay after the request arrived", async () => {
+  const fake = await FakeModelServer.start({ recordRequests: false });
+  try {
+    const delayMs = 5;
+    fake.handler = () => ({ delayMs });
+    // The server's own clock, as the benchmark reads it: request arrival to response written.
+    const served: number[] = [];
+    const server = (fake as unknown as { server: http.Server }).server;
+    server.prependListener("request", (_req: http.IncomingMessage, res: http.ServerResponse) => {
+      const arrived = performance.now();
+      res.once("finish", () => served.push(performance.now() - arrived));
+    });
+    const client = new OpenAI({ baseURL: `${fake.url}/v1`, apiKey: "no-key", maxRetries: 0 });
+    for (let i = 0; i < 20; i++) {
+      await client.chat.completions.create({ model: "m", messages: [{ role: "user", content: "x" }] });
+    }
+    assert.equal(served.length, 20);
+    for (const ms of served) assert.ok(ms >= delayMs, `answered after ${ms.toFixed(3)} ms`);
   } finally {
     await fake.stop();
   }

@@ -1,5 +1,6 @@
 import http from "node:http";
 import type { AddressInfo, Socket } from "node:net";
+import { performance } from "node:perf_hooks";
 
 /**
  * A real HTTP server speaking the OpenAI chat API the way llama-server does, with exact control
@@ -23,7 +24,10 @@ export interface FakeReply {
   finishReason?: string;
   /** Default: prompt = total chars of messages / 4 rounded up, completion = text length / 4. */
   usage?: { prompt_tokens: number; completion_tokens: number };
-  /** Wait before answering. */
+  /**
+   * Answer this long after the request arrived, reading and parsing it included, as a model that
+   * takes this long would: never sooner, and as soon after as timers allow (~0.5 ms).
+   */
   delayMs?: number;
   /** Answer with this HTTP status and errorBody. */
   status?: number;
@@ -189,6 +193,7 @@ export class FakeModelServer {
   }
 
   private async chat(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    const arrived = performance.now();
     const raw = await readBody(req);
     let body: any; // eslint-disable-line @typescript-eslint/no-explicit-any
     try {
@@ -207,7 +212,7 @@ export class FakeModelServer {
     const cancelled = AbortSignal.any([gone.signal, this.stopping.signal]);
     try {
       const reply = await this.handler(recorded, index);
-      if (reply.delayMs) await wait(reply.delayMs, cancelled);
+      if (reply.delayMs) await waitUntil(arrived + reply.delayMs, cancelled);
       if (cancelled.aborted) return;
       if (reply.hang) return await wait(Infinity, cancelled);
       if (reply.destroy) return void req.socket.destroy();
@@ -398,6 +403,17 @@ function readBody(req: http.IncomingMessage): Promise<string> {
     req.on("end", () => resolve(Buffer.concat(chunks).toString("utf8")));
     req.on("error", reject);
   });
+}
+
+/**
+ * Resolves at `performance.now()` time `at`, or when `signal` aborts. Timers count whole
+ * milliseconds from the start of the event loop's turn, so one can fire up to 1 ms early: the
+ * rest is waited again.
+ */
+async function waitUntil(at: number, signal: AbortSignal): Promise<void> {
+  for (let left = at - performance.now(); left > 0 && !signal.aborted; left = at - performance.now()) {
+    await wait(left, signal);
+  }
 }
 
 /** Resolves after `ms` (never, for Infinity) or when `signal` aborts. */
