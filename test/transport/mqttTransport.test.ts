@@ -1,6 +1,6 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { chmodSync, mkdtempSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { MqttTransport } from "../../src/transport/mqttTransport.js";
@@ -13,9 +13,10 @@ const NO_MOSQUITTO = mosquittoAvailable() || process.env.CI === "true" ? false :
 
 describe("MqttTransport.publish", { skip: NO_MOSQUITTO }, () => {
   let broker: TestBroker;
+  let dir: string;
   before(async () => {
     // Anonymous clients may write under allowed/ only; an MQTT 5 client hears of a refusal in its PUBACK.
-    const dir = mkdtempSync(join(tmpdir(), "llmqtt-acl-"));
+    dir = mkdtempSync(join(tmpdir(), "llmqtt-acl-"));
     const aclFile = join(dir, "acl");
     writeFileSync(aclFile, "topic readwrite allowed/#\n");
     // Mosquitto started as root reads it after dropping to its own user.
@@ -23,7 +24,10 @@ describe("MqttTransport.publish", { skip: NO_MOSQUITTO }, () => {
     chmodSync(aclFile, 0o644);
     broker = await startMosquitto({ extraConfig: `acl_file ${aclFile}` });
   });
-  after(() => broker.stop());
+  after(async () => {
+    await broker.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
 
   test("reports a publish the broker refuses as false and logs it, without rejecting", async () => {
     const logs = captureLogs("warn");
