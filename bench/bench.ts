@@ -36,6 +36,7 @@ import { Child, type ProcessUsage, type ProfileFiles } from "./ipc.js";
 import {
   closeClients,
   connectClients,
+  runDirectCalls,
   runDirectStreams,
   runMqttStreams,
   runTurns,
@@ -102,6 +103,8 @@ const S1_SESSIONS = 100;
 /** S1 measures the gateway, not slot hand-off (S3 does): one slot per session, as the bare forwarder has. */
 const UNCAPPED = { server: { slots: S1_SESSIONS } };
 const S3_DELAY_MS = 200;
+const S3_SESSIONS = 64;
+const S3_TURNS = 10;
 /** S3 runs this many batches in one warmed-up gateway; the median batch is reported. */
 const S3_BATCHES = 3;
 const STREAM_SHAPES: Shape[] = [
@@ -125,7 +128,7 @@ const SCENARIOS: { id: string; describe: string }[] = [
   },
   {
     id: "S3",
-    describe: `64 sessions x 10 sequential turns, model with 8 slots (/props) answering ${S3_DELAY_MS} ms after each request arrives (never sooner); ideal = 8 / 0.2 s = 40 turns/s; ${S3_BATCHES} batches in one warmed-up gateway, the median reported`,
+    describe: `${S3_SESSIONS} sessions x ${S3_TURNS} sequential turns, model with ${SLOTS} slots (/props) answering ${S3_DELAY_MS} ms after each request arrives (never sooner); ideal = ${SLOTS} / ${S3_DELAY_MS / 1000} s = ${SLOTS / (S3_DELAY_MS / 1000)} turns/s; ${S3_BATCHES} batches in one warmed-up gateway, the median reported; then the same number of model calls straight from the load generator, one loop per slot, as the ceiling a client on this machine reaches`,
   },
   {
     id: "S4",
@@ -520,7 +523,13 @@ async function scenario3(env: Env): Promise<Row[]> {
     await configureFake(env, { delayMs: S3_DELAY_MS });
     await gateway.request("traceStart");
     const run = () =>
-      turns(env, { sessions: 64, turns: 10, window: 1, prefix: `s3-${batch}-`, timeoutMs: 120_000 });
+      turns(env, {
+        sessions: S3_SESSIONS,
+        turns: S3_TURNS,
+        window: 1,
+        prefix: `s3-${batch}-`,
+        timeoutMs: 120_000,
+      });
     // One profile per process is enough: the first batch's.
     const r = batch === 0 ? await profiled(env, gateway, "S3", run) : await run();
     const stats = await env.fake.request<FakeStats>("stats");
@@ -528,13 +537,14 @@ async function scenario3(env: Env): Promise<Row[]> {
     batches.push({ r, share: (100 * r.replies) / r.seconds / ideal, stats, handoff });
   }
   await gateway.stop();
+  const direct = await directSlotCalls(env, ideal);
   await configureFake(env, {});
   const sorted = [...batches].sort((a, b) => a.share - b.share);
   // A batch with replies missing is shown instead of the median, so that it cannot hide.
   const shown = batches.find((b) => b.r.timedOut) ?? sorted[Math.floor(sorted.length / 2)]!;
   const { r, share, stats, handoff } = shown;
   for (const other of batches) if (other !== shown) check(env, other.r);
-  env.targets.ideal = `${fixed(share, 1)} %`;
+  env.targets.ideal = `${fixed(share, 1)} % (a client calling the model directly: ${fixed(direct.share, 1)} %)`;
   return [
     turnsRow(env, "S3 64x10, 8 slots x 200 ms", r, {
       figure: `${fixed(share, 1)} % of ideal`,
@@ -545,9 +555,46 @@ async function scenario3(env: Env): Promise<Row[]> {
         `and its slots were busy ${fixed(100 * stats.busyShare, 1)} % of the time from first request to last answer; ` +
         `a slot idled p50 ${fixed(stats.idleP50, 2)} ms (p90 ${fixed(stats.idleP90, 2)}) from an answer leaving to the next request arriving, ` +
         `of which inside llmqtt (model call returned -> next model call made) p50 ${fixed(handoff.p50, 2)} ms (p90 ${fixed(handoff.p90, 2)}); ` +
-        `a model call took p50 ${fixed(handoff.callP50, 2)} ms as llmqtt sees it vs ${fixed(stats.serviceP50, 2)} ms inside the model server`,
+        `a model call took p50 ${fixed(handoff.callP50, 2)} ms as llmqtt sees it vs ${fixed(stats.serviceP50, 2)} ms inside the model server; ` +
+        `${fixed(share / direct.share, 3)} of the direct calls' throughput below`,
     }),
+    direct.row,
   ];
+}
+
+/**
+ * S3's ceiling on this machine: the same number of model calls made straight from the load
+ * generator (the openai SDK over llmqtt's fetch, no MQTT, no gateway), one loop of sequential
+ * calls per slot, so every slot is asked again the moment its answer is read.
+ */
+async function directSlotCalls(env: Env, ideal: number): Promise<{ share: number; row: Row }> {
+  const url = env.fake.info.url;
+  await configureFake(env, { delayMs: S3_DELAY_MS });
+  await runDirectCalls(url, { loops: SLOTS, calls: 5, timeoutMs: 60_000 });
+  await configureFake(env, { delayMs: S3_DELAY_MS }); // its statistics start here
+  const calls = (S3_SESSIONS * S3_TURNS) / SLOTS;
+  const result = await runDirectCalls(url, { loops: SLOTS, calls, timeoutMs: 120_000 });
+  const stats = await env.fake.request<FakeStats>("stats");
+  const expected = SLOTS * calls;
+  check(env, { replies: result.answered + result.wrong, wrong: result.wrong });
+  const share = (100 * result.answered) / result.seconds / ideal;
+  const missing = expected - result.answered - result.wrong;
+  return {
+    share,
+    row: {
+      scenario: "S3 the same calls, direct to the model",
+      turns: missing > 0 ? `${result.answered}/${expected}` : String(result.answered),
+      rate: fixed(result.answered / result.seconds, 1),
+      wrong: String(result.wrong),
+      figure: `${fixed(share, 1)} % of ideal`,
+      detail:
+        `${SLOTS} loops x ${calls} sequential calls from the load generator (openai SDK over llmqtt's fetch, no MQTT): ` +
+        `the most a client on this machine gets out of ${SLOTS} slots x ${S3_DELAY_MS} ms; ` +
+        `a slot idled p50 ${fixed(stats.idleP50, 2)} ms (p90 ${fixed(stats.idleP90, 2)}) between an answer and the next request; ` +
+        `${fixed(stats.serviceP50, 2)} ms inside the model server` +
+        (missing > 0 ? `; TIMED OUT, ${missing} calls missing` : ""),
+    },
+  };
 }
 
 /**

@@ -265,12 +265,8 @@ export async function runMqttStreams(options: StreamOptions): Promise<StreamResu
   return streamResult(seconds, { chars, messages, firstMs, totalMs, wrong });
 }
 
-/**
- * The same streamed turns read straight from the model server with the openai SDK (SSE), over the
- * same keep-alive fetch as llmqtt's.
- */
-export async function runDirectStreams(serverUrl: string, options: StreamOptions): Promise<StreamResult> {
-  const { streams, turns, text } = options;
+/** The openai SDK over the same keep-alive fetch as llmqtt's, for calls straight to the model server. */
+function directClient(serverUrl: string): { openai: OpenAI; close: () => void } {
   const http = createHttpFetch();
   const openai = new OpenAI({
     baseURL: `${serverUrl}/v1`,
@@ -278,6 +274,33 @@ export async function runDirectStreams(serverUrl: string, options: StreamOptions
     maxRetries: 0,
     fetch: http.fetch,
   });
+  return { openai, close: () => http.close() };
+}
+
+/** Runs `loops` loops of `each` sequential calls of `call`; seconds until all are done or the timeout. */
+async function timedLoops(
+  loops: number,
+  each: number,
+  call: () => Promise<void>,
+  timeoutMs: number,
+): Promise<number> {
+  const started = performance.now();
+  const run = Promise.all(
+    Array.from({ length: loops }, async () => {
+      for (let i = 0; i < each; i++) await call();
+    }),
+  );
+  await withTimeout(run, timeoutMs);
+  return (performance.now() - started) / 1000;
+}
+
+/**
+ * The same streamed turns read straight from the model server with the openai SDK (SSE), over the
+ * same keep-alive fetch as llmqtt's.
+ */
+export async function runDirectStreams(serverUrl: string, options: StreamOptions): Promise<StreamResult> {
+  const { streams, turns, text } = options;
+  const { openai, close } = directClient(serverUrl);
   const firstMs: number[] = [];
   const totalMs: number[] = [];
   let chars = 0;
@@ -302,16 +325,42 @@ export async function runDirectStreams(serverUrl: string, options: StreamOptions
     chars += assembled.length;
     if (assembled !== text) wrong++;
   };
-  const started = performance.now();
-  const run = Promise.all(
-    Array.from({ length: streams }, async () => {
-      for (let t = 0; t < turns; t++) await turn();
-    }),
-  );
-  await withTimeout(run, options.timeoutMs);
-  const seconds = (performance.now() - started) / 1000;
-  http.close();
+  const seconds = await timedLoops(streams, turns, turn, options.timeoutMs);
+  close();
   return streamResult(seconds, { chars, messages, firstMs, totalMs, wrong });
+}
+
+export interface DirectCallsResult {
+  /** Calls answered with the text the fake gives for their message. */
+  answered: number;
+  wrong: number;
+  seconds: number;
+}
+
+/**
+ * Model calls straight from this process, `loops` at a time, each loop one call after another:
+ * with one loop per model slot, the most a client on this machine gets out of those slots.
+ */
+export async function runDirectCalls(
+  serverUrl: string,
+  options: { loops: number; calls: number; timeoutMs: number },
+): Promise<DirectCallsResult> {
+  const { openai, close } = directClient(serverUrl);
+  let answered = 0;
+  let wrong = 0;
+  let n = 0;
+  const call = async () => {
+    const message = `direct ${n++}`;
+    const completion = await openai.chat.completions.create({
+      model: "default",
+      messages: [{ role: "user", content: message }],
+    });
+    if (completion.choices[0]?.message.content === `reply to: ${message}`) answered++;
+    else wrong++;
+  };
+  const seconds = await timedLoops(options.loops, options.calls, call, options.timeoutMs);
+  close();
+  return { answered, wrong, seconds };
 }
 
 function streamResult(

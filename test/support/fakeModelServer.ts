@@ -407,13 +407,15 @@ function readBody(req: http.IncomingMessage): Promise<string> {
 
 /**
  * Resolves at `performance.now()` time `at`, or when `signal` aborts. Timers count whole
- * milliseconds from the start of the event loop's turn, so one can fire up to 1 ms early: the
- * rest is waited again.
+ * milliseconds of a clock read at the start of the event loop's turn, so a timer aimed at `at`
+ * can fire up to 1 ms early and one re-armed for the rest fires up to 1 ms late: the last
+ * two milliseconds are waited out loop turn by loop turn instead, still serving other requests.
  */
 async function waitUntil(at: number, signal: AbortSignal): Promise<void> {
-  for (let left = at - performance.now(); left > 0 && !signal.aborted; left = at - performance.now()) {
-    await wait(left, signal);
+  for (let left = at - performance.now(); left > 2 && !signal.aborted; left = at - performance.now()) {
+    await wait(left - 2, signal);
   }
+  while (performance.now() < at && !signal.aborted) await new Promise((resolve) => setImmediate(resolve));
 }
 
 /** Resolves after `ms` (never, for Infinity) or when `signal` aborts. */
