@@ -3,8 +3,9 @@
  * against. One MQTT subscription on `<project>/user_input`, one POST to the model server with the
  * same HTTP client llmqtt uses (the `openai` SDK over llmqtt's keep-alive fetch, no retries), one
  * publish of the reply to `<project>/assistant_response/<sessionId>` (project: `general` unless
- * told otherwise, so that it can run beside an llmqtt serving `general`). No sessions, no history, no
- * validation, no slot limit, no ordering. QoS 1 and TCP_NODELAY, like llmqtt.
+ * told otherwise, so that it can run beside an llmqtt serving `general`). No sessions, no history
+ * (unless asked for, see `history`), no validation, no slot limit, no ordering. QoS 1 and
+ * TCP_NODELAY, like llmqtt.
  *
  * Standalone: `node build/bench/bareForwarder.js '{"mqttUrl": "mqtt://127.0.0.1:1883", "serverUrl": "http://127.0.0.1:8080"}'`
  * As a bench child it reports ready over IPC and stops on command.
@@ -21,11 +22,14 @@ interface BareArgs {
   /** Diagnostics only: at most this many model calls at once, like llmqtt's slots (default: no limit). */
   maxInFlight?: number;
   /**
-   * Diagnostics only: send each session's whole conversation, as llmqtt does, kept in a Map
-   * without limit (default: only the message). Tells the cost of the history itself (the larger
-   * request to build and send, and for the model server to read) from that of llmqtt's machinery.
+   * Send each session's whole conversation, as llmqtt does, kept in a Map without limit (default:
+   * only the message); S1 runs one such forwarder beside the plain one (S6h). Tells the cost of
+   * the history itself (the larger request to build and send, and for the model server to read)
+   * from that of llmqtt's machinery.
    */
   history?: boolean;
+  /** With `history`: the system prompt each conversation starts with, as llmqtt sends it. */
+  systemPrompt?: string;
 }
 
 const {
@@ -34,8 +38,10 @@ const {
   project = "general",
   maxInFlight = Infinity,
   history = false,
+  systemPrompt,
 } = JSON.parse(process.argv[2] ?? "{}") as BareArgs;
-type Message = { role: "user" | "assistant"; content: string };
+type Message = { role: "system" | "user" | "assistant"; content: string };
+const opening: Message[] = systemPrompt ? [{ role: "system", content: systemPrompt }] : [];
 const conversations = new Map<string, Message[]>();
 let inFlight = 0;
 const waiting: (() => void)[] = [];
@@ -55,7 +61,7 @@ client.on("message", (_topic, payload) => {
       message: string;
     };
     let reply: string;
-    const earlier = history ? (conversations.get(sessionId) ?? []) : [];
+    const earlier = history ? (conversations.get(sessionId) ?? opening) : [];
     const question: Message = { role: "user", content: message };
     if (inFlight >= maxInFlight) await new Promise<void>((resolve) => waiting.push(resolve));
     inFlight++;

@@ -29,6 +29,7 @@ import { mkdir } from "node:fs/promises";
 import { arch, cpus, platform } from "node:os";
 import { performance } from "node:perf_hooks";
 import { mergeInputs, type SettingsInput } from "../src/config/load.js";
+import { presetFor } from "../src/config/presets.js";
 import { mosquittoAvailable, startMosquitto } from "../test/support/brokers.js";
 import type { FakeConfig, FakeInfo, FakeStats } from "./fakeServerProcess.js";
 import type { HandoffFigures, MemoryFigures, SessionFigures } from "./gatewayProcess.js";
@@ -119,7 +120,7 @@ const SCENARIOS: { id: string; describe: string }[] = [
   {
     id: "S1",
     describe:
-      "100 sessions x 20 sequential turns (send, await the reply, send), zero-latency model, one MQTT connection per session; llmqtt set to server.slots 100 (one per session: a model that answers at once has no slot limit, and the bare forwarder has no cap); llmqtt and the bare forwarder (S6, on project topics `forward/...`) side by side in 3 fresh pairs of processes, taking turns at 3 batches each, median of the 9 paired ratios reported; plus one llmqtt run held to the 8 slots the fake model advertises",
+      "100 sessions x 20 sequential turns (send, await the reply, send), zero-latency model, one MQTT connection per session; llmqtt set to server.slots 100 (one per session: a model that answers at once has no slot limit, and the bare forwarder has no cap); llmqtt, the bare forwarder (S6, on project topics `forward/...`) and the bare forwarder keeping history (S6h, `history/...`) side by side in 3 fresh trios of processes, taking turns at 3 batches each, median of the 9 paired ratios reported; plus one llmqtt run held to the 8 slots the fake model advertises",
   },
   {
     id: "S2",
@@ -229,11 +230,12 @@ async function startGateway(env: Env, label: string, overrides: SettingsInput = 
   return Child.start(moduleUrl("gatewayProcess.js"), settings, { execArgv: childExecArgv(env) });
 }
 
-async function startBare(env: Env, project?: string): Promise<Child> {
+async function startBare(env: Env, project?: string, extra: Record<string, unknown> = {}): Promise<Child> {
   const args = {
     mqttUrl: env.broker.url,
     serverUrl: env.fake.info.url,
     project,
+    ...extra,
     ...env.options.bareSettings,
   };
   return Child.start(moduleUrl("bareForwarder.js"), args, { execArgv: childExecArgv(env) });
@@ -383,37 +385,50 @@ async function measureS1(
   return { r: result, cpu, others };
 }
 
-/** S1 runs this many pairs of processes (one llmqtt, one bare forwarder), each measured in batches. */
+/** S1 runs this many trios of processes (llmqtt and both bare forwarders), each measured in batches. */
 const S1_PAIRS = 3;
 const S1_BATCHES = 3;
-/** The bare forwarder's project beside llmqtt's `general`: topics of the same length. */
+/** The bare forwarders' projects beside llmqtt's `general`: topics of the same length. */
 const BARE_PROJECT = "forward";
+const HISTORY_PROJECT = "history";
 
-type S1Side = "llmqtt" | "bare";
+type S1Side = "llmqtt" | "bare" | "history";
 
 /**
- * An llmqtt and a bare forwarder run side by side (the bare one on its own topics), both warmed
- * up, and take turns at 2,000-turn batches; three such pairs, each in fresh processes. The figure
- * is the median of the paired batches' ratios: a pair is measured seconds apart, so that load
- * from elsewhere on the machine hits both alike, where a best-of-N compares noise peaks.
+ * An llmqtt and two bare forwarders run side by side (each on its own topics), all warmed up, and
+ * take turns at 2,000-turn batches; three such trios, each in fresh processes. The figure is the
+ * median of the paired batches' ratios: a pair is measured seconds apart, so that load from
+ * elsewhere on the machine hits both alike, where a best-of-N compares noise peaks. The second
+ * bare forwarder keeps and sends each session's conversation, as llmqtt does: llmqtt's ratio to it
+ * is what its features cost beyond the history that any conversation gateway carries.
  */
 async function scenario1(env: Env): Promise<Row[]> {
   const run = (prefix: string, project?: string) =>
     turns(env, { sessions: S1_SESSIONS, turns: 20, window: 1, prefix, project, timeoutMs: 120_000 });
   await configureFake(env, {});
-  const batches: Record<S1Side, S1Run[]> = { llmqtt: [], bare: [] };
+  const batches: Record<S1Side, S1Run[]> = { llmqtt: [], bare: [], history: [] };
   for (let pair = 0; pair < S1_PAIRS; pair++) {
     const sides: Record<S1Side, { child: Child; label: string; project?: string }> = {
       llmqtt: { child: await startGateway(env, `S1-${pair}`, UNCAPPED), label: `S1-${pair}` },
       bare: { child: await startBare(env, BARE_PROJECT), label: `S6-${pair}`, project: BARE_PROJECT },
+      history: {
+        child: await startBare(env, HISTORY_PROJECT, {
+          history: true,
+          systemPrompt: presetFor("general").systemPrompt,
+        }),
+        label: `S6h-${pair}`,
+        project: HISTORY_PROJECT,
+      },
     };
     const warmRounds: Record<S1Side, number> = {
       llmqtt: await warmUp(env, sides.llmqtt.child),
       bare: await warmUp(env, sides.bare.child, BARE_PROJECT),
+      history: await warmUp(env, sides.history.child, HISTORY_PROJECT),
     };
     for (let batch = 0; batch < S1_BATCHES; batch++) {
-      // The order alternates, so that a machine slowly speeding up or slowing down favours neither.
-      const order: S1Side[] = batch % 2 === 0 ? ["llmqtt", "bare"] : ["bare", "llmqtt"];
+      // The order reverses every batch, so that a machine slowly speeding up or slowing down favours none.
+      const order: S1Side[] = ["llmqtt", "bare", "history"];
+      if (batch % 2 === 1) order.reverse();
       for (const name of order) {
         const { child, label, project } = sides[name];
         const measured = () => measureS1(env, child, () => run(`s1${name}${pair}-${batch}`, project));
@@ -422,7 +437,7 @@ async function scenario1(env: Env): Promise<Row[]> {
         batches[name].push({ ...figures, warmRounds: warmRounds[name] });
       }
     }
-    await Promise.all([sides.llmqtt.child.stop(), sides.bare.child.stop()]);
+    await Promise.all(Object.values(sides).map((side) => side.child.stop()));
   }
   const capped = await startGateway(env, "S1-slots8");
   const cappedWarmRounds = await warmUp(env, capped);
@@ -453,14 +468,27 @@ async function scenario1(env: Env): Promise<Row[]> {
     `and the load generator ${fixed(median(list.map((x) => perTurn(x, x.others.load))))}`;
   const l = typical(batches.llmqtt);
   const b = typical(batches.bare);
-  for (const x of [...batches.llmqtt, ...batches.bare]) if (x !== l && x !== b) check(env, x.r);
-  const ratios = batches.llmqtt.map((x, i) => rate(x) / rate(batches.bare[i]!));
-  const cpuRatios = batches.llmqtt.map((x, i) => cpuPerTurn(x) / cpuPerTurn(batches.bare[i]!));
-  const ratio = median(ratios);
-  const bestRatio = Math.max(...batches.llmqtt.map(rate)) / Math.max(...batches.bare.map(rate));
-  const bareRate = median(batches.bare.map(rate));
-  const cappedRatio = rate(cappedFigures) / bareRate;
-  env.targets.bare = `${fixed(ratio, 2)} (held to ${SLOTS} slots: ${fixed(cappedRatio, 2)})`;
+  const h = typical(batches.history);
+  for (const x of Object.values(batches).flat()) if (x !== l && x !== b && x !== h) check(env, x.r);
+  /** llmqtt against one bare forwarder, batch by batch. */
+  const against = (other: S1Run[]) => {
+    const ratios = batches.llmqtt.map((x, i) => rate(x) / rate(other[i]!));
+    const cpuRatios = batches.llmqtt.map((x, i) => cpuPerTurn(x) / cpuPerTurn(other[i]!));
+    const best = Math.max(...batches.llmqtt.map(rate)) / Math.max(...other.map(rate));
+    return {
+      ratio: median(ratios),
+      detail:
+        `median of ${ratios.length} paired batches (${S1_PAIRS} process trios x ${S1_BATCHES} batches); ` +
+        `paired ratios ${ratios.map((x) => fixed(x, 2)).join(", ")}; best vs best ${fixed(best, 2)}; ` +
+        `llmqtt used ${fixed(median(cpuRatios), 2)}x its CPU per turn (median of pairs)`,
+    };
+  };
+  const plain = against(batches.bare);
+  const withHistory = against(batches.history);
+  const cappedRatio = rate(cappedFigures) / median(batches.bare.map(rate));
+  env.targets.bare =
+    `${fixed(plain.ratio, 2)} (held to ${SLOTS} slots: ${fixed(cappedRatio, 2)}; ` +
+    `of the bare forwarder with history: ${fixed(withHistory.ratio, 2)})`;
   return [
     turnsRow(env, "S1 100x20 sequential, llmqtt", l.r, {
       figure: `CPU ${fixed(medianCpu(batches.llmqtt))} us/turn`,
@@ -470,14 +498,20 @@ async function scenario1(env: Env): Promise<Row[]> {
       figure: `CPU ${fixed(medianCpu(batches.bare))} us/turn`,
       detail: figures(batches.bare),
     }),
+    turnsRow(env, "S6h the same, bare forwarder with history", h.r, {
+      figure: `CPU ${fixed(medianCpu(batches.history))} us/turn`,
+      detail: figures(batches.history),
+    }),
     {
       scenario: "S1/S6 llmqtt / bare",
-      figure: `${fixed(ratio, 2)} of bare`,
+      figure: `${fixed(plain.ratio, 2)} of bare`,
       target: TARGETS.bare,
-      detail:
-        `median of ${ratios.length} paired batches (${S1_PAIRS} process pairs x ${S1_BATCHES} batches); ` +
-        `paired ratios ${ratios.map((x) => fixed(x, 2)).join(", ")}; best vs best ${fixed(bestRatio, 2)}; ` +
-        `llmqtt used ${fixed(median(cpuRatios), 2)}x the bare forwarder's CPU per turn (median of pairs)`,
+      detail: plain.detail,
+    },
+    {
+      scenario: "S1/S6h llmqtt / bare with history",
+      figure: `${fixed(withHistory.ratio, 2)} of it`,
+      detail: withHistory.detail,
     },
     turnsRow(env, `S1 100x20, llmqtt held to ${SLOTS} slots`, cappedFigures.r, {
       figure: `${fixed(cappedRatio, 2)} of bare`,
@@ -846,7 +880,7 @@ async function main(): Promise<void> {
   for (const s of SCENARIOS) if (wanted(s.id)) console.log(`  ${s.id.padEnd(4)} ${s.describe}`);
   if (wanted("S1"))
     console.log(
-      "  S6   bare forwarder (bench/bareForwarder.ts), run with S1: one subscription, one openai-SDK POST over llmqtt's keep-alive fetch, one publish; no sessions, history, validation, ordering or slot cap",
+      "  S6   bare forwarder (bench/bareForwarder.ts), run with S1: one subscription, one openai-SDK POST over llmqtt's keep-alive fetch, one publish; no sessions, history, validation, ordering or slot cap; S6h the same keeping each session's conversation in a Map and sending it whole, as llmqtt does",
     );
   console.log(`targets: ${Object.values(TARGETS).join("; ")}`);
   if (Object.keys(options.gatewaySettings).length)
