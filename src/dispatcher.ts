@@ -95,11 +95,13 @@ export class MessageDispatcher {
       sessionKey: sessionKeyString(turn),
       kind: turn.kind === "maze_state" ? "snapshot" : "turn",
       rateLimitPerMinute: this.deps.projects.get(turn.project).rateLimitPerMinute,
-      run: async () => {
+      run: () => {
         const stream = replies.openStream(turn);
-        const outcome = await runner.run(turn, stream?.onDelta);
-        stream?.close(outcome);
-        this.finish(turn, outcome);
+        // TurnRunner.run never rejects; a chain holds less than an async frame for the whole turn.
+        return runner.run(turn, stream?.onDelta).then((outcome) => {
+          stream?.close(outcome);
+          this.finish(turn, outcome);
+        });
       },
       cancel: (reason) => {
         if (reason === "superseded") metrics.coalesced();

@@ -126,16 +126,14 @@ export class OpenAICompatibleBackend implements ModelBackend {
     this.monitor.onChange(listener);
   }
 
-  async chat(request: ChatRequest, signal?: AbortSignal): Promise<ChatResult> {
+  chat(request: ChatRequest, signal?: AbortSignal): Promise<ChatResult> {
     if (request.onDelta) return this.chatStreaming(request, request.onDelta, signal);
     const params = toParams(request, this.settings.model);
     const limits = callOptions(request.deadline, signal);
-    const completion = await this.withRetries(
-      () => this.client.chat.completions.create(params, limits),
-      request,
-      signal,
+    // Promise chains, not async functions, on this path: see withRetries in retry.ts.
+    return this.withRetries(() => this.client.chat.completions.create(params, limits), request, signal).then(
+      (completion) => toResult(completion, this.name),
     );
-    return toResult(completion, this.name);
   }
 
   /**
@@ -191,32 +189,34 @@ export class OpenAICompatibleBackend implements ModelBackend {
   }
 
   /** Runs `attempt` under the retry policy and the request's deadline; keeps health up to date. */
-  private async withRetries<T>(
+  private withRetries<T>(
     attempt: () => Promise<T>,
     request: ChatRequest,
     signal: AbortSignal | undefined,
   ): Promise<T> {
-    let result: T;
-    try {
-      result = await withRetries(attempt, {
-        deadline: request.deadline,
-        now: this.now,
-        signal,
-        policy: this.retry,
-        classify: this.classify,
-        onRetry: this.logRetry,
-      });
-    } catch (err) {
-      if (err instanceof BackendError && err.code === "unreachable") {
-        this.monitor.markUnreachable(unreachableDetail(err));
-      }
-      throw err;
-    }
-    this.monitor.markHealthy();
-    return result;
+    return withRetries(attempt, {
+      deadline: request.deadline,
+      now: this.now,
+      signal,
+      policy: this.retry,
+      classify: this.classify,
+      onRetry: this.logRetry,
+    }).then(this.markHealthy, this.markFailure);
   }
 
-  // Arrow-function fields: handed to withRetries on every call without a new closure each time.
+  // Arrow-function fields: handed on with every call without a new closure each time.
+  private readonly markHealthy = <T>(result: T): T => {
+    this.monitor.markHealthy();
+    return result;
+  };
+
+  private readonly markFailure = (err: unknown): never => {
+    if (err instanceof BackendError && err.code === "unreachable") {
+      this.monitor.markUnreachable(unreachableDetail(err));
+    }
+    throw err;
+  };
+
   private readonly logRetry = (error: BackendError, attempt: number, delayMs: number): void =>
     this.logger.info(
       { server: this.name, code: error.code, status: error.status, attempt, delayMs },

@@ -29,21 +29,28 @@ export interface RetryOptions {
  * must itself end by the deadline and when the caller's signal aborts (httpFetch's CallLimits
  * do both); its failure then counts as `timeout` or `cancelled`, whatever the HTTP stack made of
  * it.
+ *
+ * A chain of promises rather than an async loop: a model call is in flight for most of a turn,
+ * and an awaiting async function holds its whole frame meanwhile (~0.4 KB more than a pending
+ * `.then`), which young-generation collections copy again and again under load.
  */
-export async function withRetries<T>(attempt: () => Promise<T>, options: RetryOptions): Promise<T> {
+export function withRetries<T>(attempt: () => Promise<T>, options: RetryOptions): Promise<T> {
   const { deadline, now, policy, signal } = options;
   const stopped = (): BackendError | undefined => {
     if (signal?.aborted) return requestCancelled();
     if (now() >= deadline) return missedDeadline();
     return undefined;
   };
-
-  for (let n = 1; ; n++) {
+  const run = (n: number): Promise<T> => {
     const stop = stopped();
-    if (stop) throw stop;
+    if (stop) return Promise.reject(stop);
+    let pending: Promise<T>;
     try {
-      return await attempt();
+      pending = attempt();
     } catch (err) {
+      pending = Promise.reject(err);
+    }
+    return pending.catch((err: unknown) => {
       const abort = stopped();
       if (abort) throw abort;
       const { error, retryAfterMs, final } = options.classify(err);
@@ -51,9 +58,10 @@ export async function withRetries<T>(attempt: () => Promise<T>, options: RetryOp
       const delay = retryAfterMs ?? backoffDelay(n, policy);
       if (now() + delay >= deadline) throw error;
       options.onRetry?.(error, n, delay);
-      await sleep(delay, signal);
-    }
-  }
+      return sleep(delay, signal).then(() => run(n + 1));
+    });
+  };
+  return run(1);
 }
 
 /** Exponential backoff with "equal jitter": between half and all of base × 2^(n-1), capped. */

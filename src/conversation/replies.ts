@@ -13,12 +13,12 @@ import type { PublishOptions } from "../transport/mqttTransport.js";
 import { StreamBatcher } from "./streamBatcher.js";
 import type { TurnOutcome } from "./turnRunner.js";
 
-/** Ids a failure names: a turn, a rejected intent, or just a session. */
 /** The one thing replies need from the transport. */
 export interface Publisher {
   publish(topic: string, payload: string, options?: PublishOptions): Promise<boolean>;
 }
 
+/** Ids a failure names: a turn, a rejected intent, or just a session. */
 export interface ReplyIds {
   project: string;
   sessionId?: string;

@@ -145,29 +145,35 @@ export class TurnRunner {
    * PROTOCOL B6: when the server still finds the prompt too long, drop older turns and retry once.
    * `request.messages` is then the shorter list, the one the answer is for.
    */
-  private async callWithOverflowRetry(
+  private callWithOverflowRetry(
     request: ChatRequest,
     session: StoredSession,
     user: ChatMessage,
   ): Promise<ChatResult> {
     const { backend, estimator } = this.deps;
     const messages = request.messages;
-    try {
-      return this.observe(messages, await backend.chat(request, this.deps.shutdown));
-    } catch (error) {
-      if (!(error instanceof BackendError) || error.code !== "context_overflow") throw error;
-      if (error.promptTokens) estimator.observe(messages, error.promptTokens);
-      const budget = error.contextTokens
-        ? Math.floor(error.contextTokens * OVERFLOW_HEADROOM)
-        : Math.floor(estimator.estimate(messages) / 2);
-      const shorter = this.fit(session, user, budget);
-      this.log.info(
-        { project: session.project, sessionId: session.sessionId, dropped: messages.length - shorter.length },
-        "context exceeded; retrying with fewer turns",
-      );
-      request.messages = shorter;
-      return this.observe(shorter, await backend.chat(request, this.deps.shutdown));
-    }
+    // A promise chain rather than an async function: see withRetries in backends/retry.ts.
+    return backend.chat(request, this.deps.shutdown).then(
+      (result) => this.observe(messages, result),
+      (error: unknown) => {
+        if (!(error instanceof BackendError) || error.code !== "context_overflow") throw error;
+        if (error.promptTokens) estimator.observe(messages, error.promptTokens);
+        const budget = error.contextTokens
+          ? Math.floor(error.contextTokens * OVERFLOW_HEADROOM)
+          : Math.floor(estimator.estimate(messages) / 2);
+        const shorter = this.fit(session, user, budget);
+        this.log.info(
+          {
+            project: session.project,
+            sessionId: session.sessionId,
+            dropped: messages.length - shorter.length,
+          },
+          "context exceeded; retrying with fewer turns",
+        );
+        request.messages = shorter;
+        return backend.chat(request, this.deps.shutdown).then((result) => this.observe(shorter, result));
+      },
+    );
   }
 
   private observe(messages: readonly Readonly<ChatMessage>[], result: ChatResult): ChatResult {
