@@ -26,7 +26,7 @@ export interface FakeReply {
   usage?: { prompt_tokens: number; completion_tokens: number };
   /**
    * Answer this long after the request arrived, reading and parsing it included, as a model that
-   * takes this long would: never sooner, and as soon after as timers allow (~1 ms).
+   * takes this long would: never sooner, and a fraction of a millisecond after (see waitUntil).
    */
   delayMs?: number;
   /** Answer with this HTTP status and errorBody. */
