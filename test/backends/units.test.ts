@@ -129,6 +129,18 @@ describe("withRetries", () => {
     );
   });
 
+  test("an attempt that throws instead of rejecting is a failed attempt like any other, never a throw from withRetries", async () => {
+    let attempts = 0;
+    const failing = (): Promise<string> => {
+      attempts++;
+      throw new Error("refused");
+    };
+    const call = withRetries(failing, { ...options, deadline: Date.now() + 60_000 });
+    assert.ok(call instanceof Promise);
+    await assert.rejects(call, { code: "unreachable", message: "Error: refused" });
+    assert.equal(attempts, options.policy.maxAttempts);
+  });
+
   test("no retry is waited for past the deadline: the last failure stands", async () => {
     const slow = { ...options, policy: { maxAttempts: 3, baseDelayMs: 60_000, maxDelayMs: 60_000 } };
     await assert.rejects(
