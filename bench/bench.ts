@@ -1,5 +1,5 @@
 /**
- * `npm run bench`: figures, never pass/fail. Runs llmqtt (and a bare forwarder, as the ceiling)
+ * `npm run bench`: figures, never pass/fail. Runs llmqtt (and two bare forwarders, as ceilings)
  * against a broker and a fake model server on loopback and prints one table per broker, details
  * under it, and the targets with the figures to judge them by.
  *
@@ -9,10 +9,10 @@
  * small machine they still share the CPU cores: the figures are for the whole set-up.
  *
  * Options (after `npm run bench --`):
- *   --only S1,S2,...        run only these scenarios (S1..S5, TCP; S6 runs with S1)
+ *   --only S1,S2,...        run only these scenarios (S1..S5, TCP; S6 and S6h run with S1)
  *   --brokers aedes,mosquitto
  *   --gateway-settings JSON settings merged into every gateway's, e.g. '{"server": {"slots": 100}}'
- *   --bare-settings JSON    arguments for the bare forwarder, e.g. '{"maxInFlight": 8}' or '{"history": true}' (diagnostics)
+ *   --bare-settings JSON    arguments for both bare forwarders (over S6h's own), e.g. '{"maxInFlight": 8}' (diagnostics)
  *   --node-flags "FLAGS"    Node/V8 flags for every gateway and bare forwarder, e.g. "--max-semi-space-size=64"
  *   --cpu-prof [dir]        profile the gateway and bare-forwarder processes while S1 and S3 are
  *                           measured, after warm-up (one .cpuprofile per process and run, default
@@ -386,7 +386,7 @@ async function measureS1(
 }
 
 /** S1 runs this many trios of processes (llmqtt and both bare forwarders), each measured in batches. */
-const S1_PAIRS = 3;
+const S1_TRIOS = 3;
 const S1_BATCHES = 3;
 /** The bare forwarders' projects beside llmqtt's `general`: topics of the same length. */
 const BARE_PROJECT = "forward";
@@ -407,16 +407,16 @@ async function scenario1(env: Env): Promise<Row[]> {
     turns(env, { sessions: S1_SESSIONS, turns: 20, window: 1, prefix, project, timeoutMs: 120_000 });
   await configureFake(env, {});
   const batches: Record<S1Side, S1Run[]> = { llmqtt: [], bare: [], history: [] };
-  for (let pair = 0; pair < S1_PAIRS; pair++) {
+  for (let trio = 0; trio < S1_TRIOS; trio++) {
     const sides: Record<S1Side, { child: Child; label: string; project?: string }> = {
-      llmqtt: { child: await startGateway(env, `S1-${pair}`, UNCAPPED), label: `S1-${pair}` },
-      bare: { child: await startBare(env, BARE_PROJECT), label: `S6-${pair}`, project: BARE_PROJECT },
+      llmqtt: { child: await startGateway(env, `S1-${trio}`, UNCAPPED), label: `S1-${trio}` },
+      bare: { child: await startBare(env, BARE_PROJECT), label: `S6-${trio}`, project: BARE_PROJECT },
       history: {
         child: await startBare(env, HISTORY_PROJECT, {
           history: true,
           systemPrompt: presetFor("general").systemPrompt,
         }),
-        label: `S6h-${pair}`,
+        label: `S6h-${trio}`,
         project: HISTORY_PROJECT,
       },
     };
@@ -431,7 +431,7 @@ async function scenario1(env: Env): Promise<Row[]> {
       if (batch % 2 === 1) order.reverse();
       for (const name of order) {
         const { child, label, project } = sides[name];
-        const measured = () => measureS1(env, child, () => run(`s1${name}${pair}-${batch}`, project));
+        const measured = () => measureS1(env, child, () => run(`s1${name}${trio}-${batch}`, project));
         // Only each process's first batch is profiled, as one profile per process is enough.
         const figures = batch === 0 ? await profiled(env, child, label, measured) : await measured();
         batches[name].push({ ...figures, warmRounds: warmRounds[name] });
@@ -478,7 +478,7 @@ async function scenario1(env: Env): Promise<Row[]> {
     return {
       ratio: median(ratios),
       detail:
-        `median of ${ratios.length} paired batches (${S1_PAIRS} process trios x ${S1_BATCHES} batches); ` +
+        `median of ${ratios.length} paired batches (${S1_TRIOS} process trios x ${S1_BATCHES} batches); ` +
         `paired ratios ${ratios.map((x) => fixed(x, 2)).join(", ")}; best vs best ${fixed(best, 2)}; ` +
         `llmqtt used ${fixed(median(cpuRatios), 2)}x its CPU per turn (median of pairs)`,
     };

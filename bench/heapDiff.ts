@@ -1,7 +1,8 @@
 /**
- * Compares two V8 heap snapshots (from `npm run bench -- --only S4 --heap-snapshots [dir]`) and
- * prints what the second holds more of, by object kind: count and self size, per `per` units
- * (e.g. per session).
+ * Compares two V8 heap snapshots (from `npm run bench -- --only S4 --heap-snapshots [dir]`, or
+ * taken mid-S1 with `--node-flags "--heapsnapshot-signal=SIGUSR2"`) and prints what the second
+ * holds more of, by object kind: count and self size, per `per` units (e.g. per session, or per
+ * model call in flight).
  *
  *   node build/bench/heapDiff.js before.heapsnapshot after.heapsnapshot [per] [top]
  */
