@@ -271,6 +271,38 @@ describe("createHttpFetch", suite, () => {
     await assert.rejects(client.fetch(`${server.url}/now`, limits), { name: "AbortError" });
   });
 
+  test("CallLimits: places freed by answered calls serve later ones; an abort stops every open call and nothing else", async () => {
+    let waiting = 0;
+    let laterAsked = false;
+    server = await serve((req, res) => {
+      if (req.url === "/now") res.end("ok");
+      if (req.url === "/wait") waiting++;
+      if (req.url === "/later") {
+        laterAsked = true;
+        setTimeout(() => res.end("later"), 200);
+      }
+    });
+    const shutdown = new AbortController();
+    const limits = { cancel: shutdown.signal } as CallLimits as RequestInit;
+    const open = [client.fetch(`${server.url}/wait`, limits)];
+    // Each answered call frees its place, which the next call takes.
+    for (let i = 1; i <= 3; i++) {
+      assert.equal(await (await client.fetch(`${server.url}/now`, limits)).text(), "ok");
+      open.push(client.fetch(`${server.url}/wait`, limits));
+      await eventually(() => waiting === i + 1);
+    }
+    assert.equal(await (await client.fetch(`${server.url}/now`, limits)).text(), "ok");
+    // A call outside the signal, on the connection the last answered call left idle.
+    const outside = client.fetch(`${server.url}/later`);
+    await eventually(() => laterAsked);
+    shutdown.abort();
+    for (const outcome of await Promise.allSettled(open)) {
+      assert.equal(outcome.status, "rejected");
+      assert.equal((outcome.reason as Error).name, "AbortError");
+    }
+    assert.equal(await (await outside).text(), "later", "the abort reached a call that had ended");
+  });
+
   test("withCallLimits gives another fetch the same deadline and cancel", async () => {
     let received = 0;
     server = await serve(() => received++);
