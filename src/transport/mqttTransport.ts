@@ -100,7 +100,7 @@ export class MqttTransport {
       resubscribe: false,
       // MQTT.js otherwise pre-builds a Buffer for each of the 65,536 message ids on the first
       // write: 6.8 MB of heap for ever, and a larger heap makes every young-generation collection
-      // of a busy gateway slower (README, Performance). Building a 2-byte Buffer per packet costs less.
+      // of a busy gateway slower (docs/performance.md). Building a 2-byte Buffer per packet costs less.
       writeCache: false,
       will: will
         ? { topic: will.topic, payload: Buffer.from(will.payload), qos: 1, retain: will.retain }
