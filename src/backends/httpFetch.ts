@@ -108,12 +108,17 @@ export function createHttpFetch(): HttpFetch {
       const wait = timerDelay(deadline);
       const timer = wait === undefined ? undefined : setTimeout(() => stop(new DeadlinePassed()), wait);
       const followers = cancel ? followersOf(cancel) : undefined;
-      const place = followers?.add(stop);
-      /** Once the call has ended in any way: nothing may stop it any more. */
+      let place = followers?.add(stop);
+      /**
+       * Once the call has ended in any way: nothing may stop it any more. It can run twice (a
+       * stopped request then reports its own error), and a place freed twice would be given to
+       * two later calls at once.
+       */
       const release = (): void => {
         signal?.removeEventListener("abort", onAbort);
         clearTimeout(timer);
         if (place !== undefined) followers?.remove(place);
+        place = undefined;
       };
       request.on("error", (cause) => fail(brokenConnection(cause)));
       request.on("response", (res) => {

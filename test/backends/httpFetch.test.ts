@@ -303,6 +303,24 @@ describe("createHttpFetch", suite, () => {
     assert.equal(await (await outside).text(), "later", "the abort reached a call that had ended");
   });
 
+  test("CallLimits: a call stopped by its deadline frees its place once, so later calls each keep their own", async () => {
+    let waiting = 0;
+    server = await serve((req) => {
+      if (req.url === "/wait") waiting++;
+    });
+    const shutdown = new AbortController();
+    const soon = { cancel: shutdown.signal, deadline: Date.now() + 50 } as CallLimits as RequestInit;
+    await assert.rejects(client.fetch(`${server.url}/wait`, soon), DeadlinePassed);
+    const limits = { cancel: shutdown.signal } as CallLimits as RequestInit;
+    const open = [client.fetch(`${server.url}/wait`, limits), client.fetch(`${server.url}/wait`, limits)];
+    await eventually(() => waiting === 3);
+    shutdown.abort();
+    for (const outcome of await Promise.allSettled(open)) {
+      assert.equal(outcome.status, "rejected");
+      assert.equal((outcome.reason as Error).name, "AbortError");
+    }
+  });
+
   test("withCallLimits gives another fetch the same deadline and cancel", async () => {
     let received = 0;
     server = await serve(() => received++);
