@@ -212,8 +212,8 @@ class Followers {
   }
 
   private stopAll(reason: unknown): void {
-    // Each stop removes its own call; the copy keeps the walk independent of that.
-    for (const stop of [...this.stops]) stop?.(reason);
+    // A stop frees its own place, which only clears an element: the walk needs no copy.
+    for (const stop of this.stops) stop?.(reason);
   }
 }
 

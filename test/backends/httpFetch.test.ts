@@ -300,7 +300,11 @@ describe("createHttpFetch", suite, () => {
       assert.equal(outcome.status, "rejected");
       assert.equal((outcome.reason as Error).name, "AbortError");
     }
-    assert.equal(await (await outside).text(), "later", "the abort reached a call that had ended");
+    assert.equal(
+      await (await outside).text(),
+      "later",
+      "the abort reached the connection of a call that had ended",
+    );
   });
 
   test("CallLimits: a call stopped by its deadline frees its place once, so later calls each keep their own", async () => {
