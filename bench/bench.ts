@@ -588,8 +588,8 @@ async function scenario3(env: Env): Promise<Row[]> {
         `${fixed(r.replies / r.seconds, 1)} turns/s of ideal ${ideal}/s; the model saw at most ${stats.maxInFlight} at once ` +
         `and its slots were busy ${fixed(100 * stats.busyShare, 1)} % of the time from first request to last answer; ` +
         `a slot idled p50 ${fixed(stats.idleP50, 2)} ms (p90 ${fixed(stats.idleP90, 2)}) from an answer leaving to the next request arriving, ` +
-        `of which inside llmqtt (model call returned -> next model call made) p50 ${fixed(handoff.p50, 2)} ms (p90 ${fixed(handoff.p90, 2)}); ` +
-        `a model call took p50 ${fixed(handoff.callP50, 2)} ms as llmqtt sees it vs ${fixed(stats.serviceP50, 2)} ms inside the model server; ` +
+        `of which inside llmqtt (a model call's answer in -> next model call made) p50 ${fixed(handoff.p50, 2)} ms (p90 ${fixed(handoff.p90, 2)}); ` +
+        `a model call took p50 ${fixed(handoff.callP50, 2)} ms from call to answer as llmqtt sees it vs ${fixed(stats.serviceP50, 2)} ms inside the model server; ` +
         `${fixed(share / direct.share, 3)} of the direct calls' throughput below`,
     }),
     direct.row,

@@ -40,46 +40,63 @@ async function collectedMemory(): Promise<MemoryFigures> {
 export interface HandoffFigures {
   /** Model calls traced. */
   calls: number;
-  /** Gateway-internal slot hand-off: a model call returned -> the next turn's model call began (ms). */
+  /** Gateway-internal slot hand-off: a model call's answer arrived -> the next turn's model call began (ms). */
   p50: number;
   p90: number;
-  /** A model call, from the gateway's call to its result, p50 ms. */
+  /** A model call, from the gateway's call to its answer having arrived, p50 ms. */
   callP50: number;
 }
 
 /**
  * Times every model call at the gateway's backend (wrapping `gateway.backend.chat`; the turn
- * runner looks the method up per call). With all slots busy and turns queued, the k-th call to
- * return frees the slot the (k + slots)-th call starts on: the gap between the two is what the
- * gateway itself adds to each slot's cycle (commit, reply, scheduling, building the next request).
+ * runner looks the method up per call): when it was made, and when its answer had arrived
+ * (ChatRequest.onAnswered, else the call's return). With all slots busy and turns queued, the
+ * k-th answer to arrive frees the slot the (k + slots)-th call starts on: the gap between the two
+ * is what the gateway itself adds to each slot's cycle (scheduling the next turn, opening its
+ * session, building its request; the answered turn's storing and publishing run alongside).
  */
 function traceModelCalls(gateway: Gateway) {
   const backend = gateway.backend;
   const chat = backend.chat.bind(backend);
   let starts: number[] = [];
-  let ends: number[] = [];
+  let answers: number[] = [];
   const durations: number[] = [];
-  backend.chat = async (...args: Parameters<typeof chat>) => {
+  backend.chat = async (request, signal) => {
     const start = performance.now();
     starts.push(start);
+    let answered = false;
+    const arrived = (): void => {
+      if (answered) return;
+      answered = true;
+      const at = performance.now();
+      answers.push(at);
+      durations.push(at - start);
+    };
     try {
-      return await chat(...args);
+      return await chat(
+        {
+          ...request,
+          onAnswered: () => {
+            arrived();
+            request.onAnswered?.();
+          },
+        },
+        signal,
+      );
     } finally {
-      const end = performance.now();
-      ends.push(end);
-      durations.push(end - start);
+      arrived();
     }
   };
   return {
     reset: () => {
       starts = [];
-      ends = [];
+      answers = [];
       durations.length = 0;
     },
     handoff: (slots: number): HandoffFigures => {
-      const gaps = ends
+      const gaps = answers
         .slice(0, Math.max(0, starts.length - slots))
-        .map((end, k) => starts[k + slots]! - end)
+        .map((answer, k) => starts[k + slots]! - answer)
         .sort((a, b) => a - b);
       const at = (values: number[], p: number) =>
         values[Math.min(values.length - 1, Math.floor(p * values.length))] ?? NaN;

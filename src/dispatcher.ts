@@ -95,10 +95,10 @@ export class MessageDispatcher {
       sessionKey: sessionKeyString(turn),
       kind: turn.kind === "maze_state" ? "snapshot" : "turn",
       rateLimitPerMinute: this.deps.projects.get(turn.project).rateLimitPerMinute,
-      run: () => {
+      run: (freeSlot) => {
         const stream = replies.openStream(turn);
         // TurnRunner.run never rejects; a chain holds less than an async frame for the whole turn.
-        return runner.run(turn, stream?.onDelta).then((outcome) => {
+        return runner.run(turn, stream?.onDelta, freeSlot).then((outcome) => {
           stream?.close(outcome);
           this.finish(turn, outcome);
         });
@@ -136,7 +136,7 @@ export class MessageDispatcher {
       if (!this.waiting.delete(cancel)) return; // answered at shutdown already
       const admission = this.deps.scheduler.submit({
         ...job,
-        run: () => job.run().finally(() => ticket.finish()),
+        run: (freeSlot) => job.run(freeSlot).finally(() => ticket.finish()),
         cancel: (reason) => {
           job.cancel(reason);
           void ticket.finish();

@@ -20,6 +20,11 @@ export interface CallLimits {
   deadline?: number;
   /** A signal shared by many calls (the gateway's shutdown): its abort fails each with its reason. */
   cancel?: AbortSignal;
+  /**
+   * Runs once a 2xx response's body has arrived whole, before the caller has read it: the server
+   * is done with the call. Never for a failed call. withCallLimits' fetches never run it.
+   */
+  answered?: () => void;
 }
 
 /** How a call past its CallLimits deadline fails (the cause, once the SDK has wrapped it). */
@@ -79,7 +84,7 @@ export function createHttpFetch(): HttpFetch {
       const url = typeof input === "string" ? new URL(input) : input;
       const signal = init.signal ?? undefined;
       if (signal?.aborted) throw signal.reason;
-      const { deadline, cancel } = init as CallLimits;
+      const { deadline, cancel, answered } = init as CallLimits;
       if (cancel?.aborted) throw cancel.reason;
       if (deadline !== undefined && deadline <= Date.now()) throw new DeadlinePassed();
       const method = init.method ?? "GET";
@@ -124,7 +129,8 @@ export function createHttpFetch(): HttpFetch {
       request.on("response", (res) => {
         const status = res.statusCode ?? 0;
         const bodyless = method === "HEAD" || status === 204 || status === 205 || status === 304;
-        const stream = bodyless ? undefined : streamBody(request, res, release);
+        const complete = status >= 200 && status < 300 ? answered : undefined;
+        const stream = bodyless ? undefined : streamBody(request, res, release, complete);
         let response: Response;
         try {
           response = new Response(stream?.body ?? null, {
@@ -165,7 +171,8 @@ export function createHttpFetch(): HttpFetch {
  */
 export function withCallLimits(inner: typeof fetch): typeof fetch {
   const limited = (input: string | URL | Request, init: RequestInit = {}): Promise<Response> => {
-    const { deadline, cancel, ...rest } = init as RequestInit & CallLimits;
+    // `answered` is left out: this fetch cannot tell when a body has arrived whole.
+    const { deadline, cancel, answered: _answered, ...rest } = init as RequestInit & CallLimits;
     const signals: AbortSignal[] = [];
     if (rest.signal) signals.push(rest.signal);
     if (cancel) signals.push(cancel);
@@ -228,12 +235,14 @@ function followersOf(signal: AbortSignal): Followers {
 /**
  * The response body as a web stream fed straight from the socket, one chunk per read. The socket
  * pauses while the reader is behind; `fail` ends the stream with an error (an abort's reason, a
- * broken connection); `settled` runs once the body has ended in any way.
+ * broken connection); `settled` runs once the body has ended in any way, and `complete` after it
+ * when the whole body arrived, before the reader is told.
  */
 function streamBody(
   request: http.ClientRequest,
   res: http.IncomingMessage,
   settled: () => void,
+  complete: (() => void) | undefined,
 ): { body: ReadableStream<Uint8Array>; fail: (error: unknown) => void } {
   let controller!: ReadableStreamDefaultController<Uint8Array>;
   let open = true;
@@ -241,8 +250,15 @@ function streamBody(
     if (!open) return;
     open = false;
     settled();
-    if (error === undefined) controller.close();
-    else controller.error(error);
+    if (error !== undefined) return controller.error(error);
+    if (!complete) return controller.close();
+    try {
+      complete();
+    } finally {
+      // The reader hears of the end a turn of the event loop later: whatever `complete` set going
+      // (the next call on the server's freed slot) goes out before this answer is read and acted on.
+      setImmediate(() => controller.close());
+    }
   };
   const body = new ReadableStream<Uint8Array>({
     start: (c) => {

@@ -127,13 +127,17 @@ export class OpenAICompatibleBackend implements ModelBackend {
   }
 
   chat(request: ChatRequest, signal?: AbortSignal): Promise<ChatResult> {
-    if (request.onDelta) return this.chatStreaming(request, request.onDelta, signal);
+    const answer = new AnswerWatch(request.onAnswered);
+    if (request.onDelta) return this.chatStreaming(request, request.onDelta, signal, answer);
     const params = toParams(request, this.settings.model);
-    const limits = callOptions(request.deadline, signal);
+    const limits = callOptions(request.deadline, signal, answer);
     // Promise chains, not async functions, on this path: see withRetries in retry.ts.
-    return this.withRetries(() => this.client.chat.completions.create(params, limits), request, signal).then(
-      (completion) => toResult(completion, this.name),
-    );
+    return this.withRetries(
+      () => this.client.chat.completions.create(params, limits),
+      request,
+      signal,
+      answer,
+    ).then((completion) => toResult(completion, this.name));
   }
 
   /**
@@ -145,6 +149,7 @@ export class OpenAICompatibleBackend implements ModelBackend {
     request: ChatRequest,
     onDelta: (text: string) => void,
     signal: AbortSignal | undefined,
+    answer: AnswerWatch,
   ): Promise<ChatResult> {
     const params: ExtendedStreamingParams = {
       ...toParams(request, this.settings.model),
@@ -163,7 +168,7 @@ export class OpenAICompatibleBackend implements ModelBackend {
         throw new DeliveredFailure(error, true);
       }
     };
-    const limits = callOptions(request.deadline, signal);
+    const limits = callOptions(request.deadline, signal, answer);
     const attempt = async (): Promise<ChatResult> => {
       const filter = new ReasoningFilter();
       const assembler = new StreamAssembler();
@@ -180,7 +185,7 @@ export class OpenAICompatibleBackend implements ModelBackend {
       }
     };
     try {
-      return await this.withRetries(attempt, request, signal);
+      return await this.withRetries(attempt, request, signal, answer);
     } catch (err) {
       if (callerError) throw callerError.error;
       if (err instanceof BackendError && delivered) throw withPartialText(err, delivered);
@@ -193,12 +198,14 @@ export class OpenAICompatibleBackend implements ModelBackend {
     attempt: () => Promise<T>,
     request: ChatRequest,
     signal: AbortSignal | undefined,
+    answer: AnswerWatch,
   ): Promise<T> {
     return withRetries(attempt, {
       deadline: request.deadline,
       now: this.now,
       signal,
       policy: this.retry,
+      exhausted: answer.told,
       classify: this.classify,
       onRetry: this.logRetry,
     }).then(this.markHealthy, this.markFailure);
@@ -241,6 +248,27 @@ class DeliveredFailure extends Error {
   ) {
     super("stream failed after delivering text", { cause });
   }
+}
+
+/**
+ * Passes ChatRequest.onAnswered to the fetch (CallLimits.answered) and remembers that it ran: the
+ * caller may have handed the server's slot on by then, so the request is not sent again, even
+ * when the answer then proves broken (cut short, unreadable).
+ */
+class AnswerWatch {
+  private ran = false;
+  readonly arrived: (() => void) | undefined;
+
+  constructor(onAnswered: (() => void) | undefined) {
+    this.arrived = onAnswered
+      ? () => {
+          this.ran = true;
+          onAnswered();
+        }
+      : undefined;
+  }
+
+  readonly told = (): boolean => this.ran;
 }
 
 /** Builds the reply from stream chunks: tool calls from their pieces, finish reason, usage. */
@@ -299,9 +327,13 @@ function toMessageParam(message: Readonly<ChatMessage>): ExtendedChatParams["mes
   };
 }
 
-/** The SDK's options for one call: the turn's deadline and the caller's signal, as CallLimits. */
-function callOptions(deadline: number, cancel: AbortSignal | undefined): OpenAI.RequestOptions {
-  const limits: CallLimits = { deadline, cancel };
+/** The SDK's options for one call: the turn's deadline, the caller's signal and answer hook, as CallLimits. */
+function callOptions(
+  deadline: number,
+  cancel: AbortSignal | undefined,
+  answer: AnswerWatch,
+): OpenAI.RequestOptions {
+  const limits: CallLimits = { deadline, cancel, answered: answer.arrived };
   // The SDK spreads fetchOptions into the RequestInit it hands to fetch; the fields are ours.
   return { fetchOptions: limits as NonNullable<OpenAI.RequestOptions["fetchOptions"]> };
 }

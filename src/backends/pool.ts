@@ -183,15 +183,12 @@ export class BackendPool implements ModelBackend {
     // Everything delivered to the caller so far, across members.
     let delivered = "";
     const onDelta = request.onDelta;
-    const forward: ChatRequest = onDelta
-      ? {
-          ...request,
-          onDelta: (text) => {
-            delivered += text;
-            onDelta(text);
-          },
+    const deliver = onDelta
+      ? (text: string): void => {
+          delivered += text;
+          onDelta(text);
         }
-      : request;
+      : undefined;
     let lastError: BackendError | undefined;
     for (;;) {
       let member: Member;
@@ -202,8 +199,26 @@ export class BackendPool implements ModelBackend {
         throw delivered && err instanceof BackendError ? withPartialText(err, delivered) : err;
       }
       const before = delivered;
+      // The slot is free once the server has sent its answer, maybe before chat() settles.
+      let holding = true;
+      const release = (): void => {
+        if (!holding) return;
+        holding = false;
+        member.inFlight--;
+        this.pump();
+      };
+      const attempt: ChatRequest = {
+        ...request,
+        // Continues an answer of which `before` has already been sent.
+        messages: before ? [...request.messages, { role: "assistant", content: before }] : request.messages,
+        onDelta: deliver,
+        onAnswered: () => {
+          release();
+          request.onAnswered?.();
+        },
+      };
       try {
-        const result = await member.backend.chat(continuation(forward, before), signal);
+        const result = await member.backend.chat(attempt, signal);
         member.served++;
         this.remember(request.affinityKey, member);
         return before ? { ...result, text: before + result.text } : result;
@@ -217,8 +232,7 @@ export class BackendPool implements ModelBackend {
         if (delivered && !this.continueBrokenStreams) throw withPartialText(err, delivered);
         lastError = err;
       } finally {
-        member.inFlight--;
-        this.pump();
+        release();
       }
     }
   }
@@ -428,10 +442,4 @@ export class BackendPool implements ModelBackend {
   private noServer(): BackendError {
     return new BackendError("unreachable", this.unavailableDetail());
   }
-}
-
-/** The request that continues an answer of which `delivered` has already been sent. */
-function continuation(request: ChatRequest, delivered: string): ChatRequest {
-  if (!delivered) return request;
-  return { ...request, messages: [...request.messages, { role: "assistant", content: delivered }] };
 }

@@ -21,6 +21,8 @@ export interface RetryOptions {
   signal?: AbortSignal;
   policy: RetryPolicy;
   classify(err: unknown): ClassifiedError;
+  /** True when no attempt may follow, whatever the failure (the caller was told the server answered). */
+  exhausted?(): boolean;
   onRetry?(error: BackendError, attempt: number, delayMs: number): void;
 }
 
@@ -54,7 +56,8 @@ export function withRetries<T>(attempt: () => Promise<T>, options: RetryOptions)
       const abort = stopped();
       if (abort) throw abort;
       const { error, retryAfterMs, final } = options.classify(err);
-      if (final || !RETRYABLE.has(error.code) || n >= policy.maxAttempts) throw error;
+      if (final || !RETRYABLE.has(error.code) || n >= policy.maxAttempts || options.exhausted?.())
+        throw error;
       const delay = retryAfterMs ?? backoffDelay(n, policy);
       if (now() + delay >= deadline) throw error;
       options.onRetry?.(error, n, delay);

@@ -53,8 +53,16 @@ export class TurnRunner {
     this.log = deps.logger.child({ module: "turns" });
   }
 
-  /** `onDelta` receives the visible text as it is generated, for streamed turns. */
-  async run(turn: TurnRequest, onDelta?: (text: string) => void): Promise<TurnOutcome> {
+  /**
+   * `onDelta` receives the visible text as it is generated, for streamed turns. `onAnswered`
+   * runs once the model is done with the turn (ChatRequest.onAnswered), at the latest when its
+   * answer is in hand: storing and publishing it follow.
+   */
+  async run(
+    turn: TurnRequest,
+    onDelta?: (text: string) => void,
+    onAnswered?: () => void,
+  ): Promise<TurnOutcome> {
     const started = this.now();
     const key = { project: turn.project, sessionId: turn.sessionId };
     // What went to the model, for the transcript; after a context overflow, the shorter list.
@@ -77,8 +85,11 @@ export class TurnRunner {
         started,
         this.fit(session, userWithImages, this.deps.settings.sessions.maxHistoryTokens),
         onDelta,
+        onAnswered,
       );
       const result = await this.callWithOverflowRetry(request, session, userWithImages);
+      // Backends that cannot tell sooner (the embedded model) are done now.
+      onAnswered?.();
       const text = this.replyText(request, result);
       if (maze) {
         maze.assistantRepeatCount = maze.lastReply === text ? maze.assistantRepeatCount + 1 : 0;
@@ -115,6 +126,7 @@ export class TurnRunner {
     started: number,
     messages: readonly Readonly<ChatMessage>[],
     onDelta: ((text: string) => void) | undefined,
+    onAnswered: (() => void) | undefined,
   ): ChatRequest {
     const { settings } = this.deps;
     const project = this.deps.projects.get(turn.project);
@@ -129,6 +141,7 @@ export class TurnRunner {
       enableThinking: !settings.skipThinking,
       deadline: started + settings.server.timeoutSec * 1000,
       onDelta,
+      onAnswered,
       // The server that last served this session still holds its prompt in cache.
       affinityKey: sessionKeyString(turn),
     };

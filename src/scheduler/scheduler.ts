@@ -14,8 +14,13 @@ export interface ScheduledJob {
   kind: JobKind;
   /** This job's limit per session per minute (e.g. its project's); default: the scheduler's. */
   rateLimitPerMinute?: number;
-  /** Must not throw; if it does, the scheduler moves on silently (reporting is the job's business). */
-  run(): Promise<void>;
+  /**
+   * Must not throw; if it does, the scheduler moves on silently (reporting is the job's business).
+   * `freeSlot` hands the job's slot on before the job has finished, once the model is done with
+   * it (storing and publishing the reply need no slot); the session's next job still waits for
+   * this one to finish. Calling it again, or from a control job, does nothing.
+   */
+  run(freeSlot: () => void): Promise<void>;
   /** Called instead of run() when the job will never run. */
   cancel(reason: CancelReason): void;
 }
@@ -25,7 +30,7 @@ export type Admission =
   | { accepted: false; reason: "overloaded" | "rate_limited" | "shutting_down" };
 
 export interface SchedulerOptions {
-  /** Slot-holding jobs running at once (turns and snapshots). */
+  /** Slots: turns and snapshots holding one run at once, at most. */
   concurrency: number;
   /** Jobs waiting, all kinds, all sessions. */
   maxQueue: number;
@@ -60,8 +65,9 @@ export class TurnScheduler {
   private readonly maxQueue: number;
   private slots: number;
   private waitingJobs = 0;
-  private slotJobsRunning = 0;
-  private controlJobsRunning = 0;
+  private slotsTaken = 0;
+  /** Every running job, whether it holds a slot or not: drain waits for them all. */
+  private jobsRunning = 0;
   private draining?: { promise: Promise<void>; resolve: () => void; timer?: NodeJS.Timeout };
 
   constructor(options: SchedulerOptions) {
@@ -75,8 +81,9 @@ export class TurnScheduler {
     return this.waitingJobs;
   }
 
+  /** Jobs holding a slot: their model calls are in progress. */
   get inFlight(): number {
-    return this.slotJobsRunning;
+    return this.slotsTaken;
   }
 
   get concurrency(): number {
@@ -112,7 +119,7 @@ export class TurnScheduler {
       return { accepted: false, reason: "rate_limited" };
     }
     const sessionIdle = !session || (!session.running && session.waiting.length === 0);
-    const startsNow = sessionIdle && (!usesSlot || this.slotJobsRunning < this.slots);
+    const startsNow = sessionIdle && (!usesSlot || this.slotsTaken < this.slots);
     if (!startsNow && this.waitingJobs >= this.maxQueue) {
       return { accepted: false, reason: "overloaded" };
     }
@@ -152,25 +159,29 @@ export class TurnScheduler {
   }
 
   private start(session: Session, job: ScheduledJob): void {
-    const usesSlot = job.kind !== "control";
+    let holdsSlot = job.kind !== "control";
     session.running = true;
-    if (usesSlot) this.slotJobsRunning++;
-    else this.controlJobsRunning++;
+    this.jobsRunning++;
+    if (holdsSlot) this.slotsTaken++;
+    const freeSlot = (): void => {
+      if (!holdsSlot) return;
+      holdsSlot = false;
+      this.slotsTaken--;
+      this.pump();
+    };
+    const finished = (): void => {
+      session.running = false;
+      this.jobsRunning--;
+      freeSlot();
+      this.advance(session);
+      this.pump();
+      this.settleDrain();
+    };
     // Counters are updated now so the next submit sees them; run() itself starts in a microtask,
     // which keeps a job that submits from inside run() from re-entering the scheduler mid-update.
-    const finished = (): void => this.finish(session, usesSlot);
     Promise.resolve()
-      .then(() => job.run())
+      .then(() => job.run(freeSlot))
       .then(finished, finished);
-  }
-
-  private finish(session: Session, usedSlot: boolean): void {
-    session.running = false;
-    if (usedSlot) this.slotJobsRunning--;
-    else this.controlJobsRunning--;
-    this.advance(session);
-    this.pump();
-    this.settleDrain();
   }
 
   /** Decides what a session whose job just finished does next. */
@@ -189,7 +200,7 @@ export class TurnScheduler {
 
   /** Hands free slots to ready sessions, oldest-ready first. */
   private pump(): void {
-    while (this.slotJobsRunning < this.slots && this.ready.length > 0) {
+    while (this.slotsTaken < this.slots && this.ready.length > 0) {
       const session = this.ready.shift()!;
       const job = session.waiting.shift()!;
       this.waitingJobs--;
@@ -210,7 +221,7 @@ export class TurnScheduler {
 
   private settleDrain(): void {
     const drain = this.draining;
-    if (!drain || this.slotJobsRunning + this.controlJobsRunning + this.waitingJobs > 0) return;
+    if (!drain || this.jobsRunning + this.waitingJobs > 0) return;
     clearTimeout(drain.timer);
     drain.resolve();
   }

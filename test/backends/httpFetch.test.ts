@@ -246,6 +246,50 @@ describe("createHttpFetch", suite, () => {
     assert.equal(server.connections, 2, "a call already past its deadline is never sent");
   });
 
+  test("CallLimits: answered runs once a 2xx body has arrived whole, before its reader is told, and never for a failure", async () => {
+    let sendRest!: () => void;
+    const rest = new Promise<void>((resolve) => (sendRest = resolve));
+    server = await serve(async (req, res) => {
+      if (req.url === "/error") return void res.writeHead(500).end("no");
+      res.write("first ");
+      if (req.url === "/broken") return void setTimeout(() => res.destroy(), 20);
+      if (req.url === "/slow") await rest;
+      res.end("rest");
+    });
+    const seen: string[] = [];
+    let next: Promise<Response> | undefined;
+    let readerDone = false;
+    let readerDoneWhenAnswered: boolean | undefined;
+    const limits = (name: string): RequestInit =>
+      ({
+        answered: () => {
+          seen.push(name);
+          readerDoneWhenAnswered ??= readerDone;
+          // As the pool's next call does, a promise step later: by then the connection is free.
+          if (name === "slow") next = Promise.resolve().then(() => client.fetch(`${server!.url}/next`));
+        },
+      }) as CallLimits as RequestInit;
+
+    const reader = (await client.fetch(`${server.url}/slow`, limits("slow"))).body!.getReader();
+    assert.equal(decoder.decode((await reader.read()).value), "first ");
+    assert.deepEqual(seen, [], "half a body is no answer");
+    const drained = (async () => {
+      while (!(await reader.read()).done);
+      readerDone = true;
+    })();
+    sendRest();
+    await drained;
+    assert.equal(readerDoneWhenAnswered, false, "answered before the reader had the end");
+    assert.equal(await (await next!).text(), "first rest");
+    assert.equal(server.connections, 1, "the next call went out on the same connection");
+
+    assert.equal(await (await client.fetch(`${server.url}/error`, limits("error"))).text(), "no");
+    await assert.rejects((await client.fetch(`${server.url}/broken`, limits("broken"))).text(), {
+      message: "terminated",
+    });
+    assert.deepEqual(seen, ["slow"]);
+  });
+
   test("CallLimits: calls sharing a cancel signal put one listener on it; its abort fails them all", async () => {
     server = await serve((req, res) => {
       if (req.url === "/now") res.end("ok");

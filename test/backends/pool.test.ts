@@ -4,7 +4,7 @@ import { pino, type Logger } from "pino";
 import { OpenAICompatibleBackend } from "../../src/backends/openaiBackend.js";
 import { BackendPool, type PoolOptions } from "../../src/backends/pool.js";
 import { createServerPool } from "../../src/backends/serverPool.js";
-import { BackendError, type BackendHealth } from "../../src/backends/types.js";
+import { BackendError, type BackendHealth, type ModelBackend } from "../../src/backends/types.js";
 import { FakeModelServer, type FakeModelServerOptions } from "../support/fakeModelServer.js";
 import { closedPort, eventually, failure, request, settings, silent } from "./helpers.js";
 
@@ -352,6 +352,58 @@ describe("BackendPool", () => {
     assert.equal(err.partialText, "Once upo");
     assert.equal(deltas.join(""), "Once upo");
     assert.equal(b.requests.length, 0);
+  });
+
+  test("hands a slot on once its server has answered, before the call settles", async () => {
+    // A member that reports its answer in, then takes its time before chat() settles.
+    const settles: (() => void)[] = [];
+    let calls = 0;
+    const backend: ModelBackend = {
+      name: "slow-reader",
+      start: async () => {},
+      stop: async () => {},
+      health: () => ({ healthy: true, slots: 1 }),
+      onHealthChange: () => {},
+      chat: (req) => {
+        // The first call's answer is in; the second's is still being generated.
+        if (++calls === 1) queueMicrotask(() => req.onAnswered?.());
+        return new Promise((resolve) =>
+          settles.push(() => resolve({ text: "done", toolCalls: [], finishReason: "stop" })),
+        );
+      },
+    };
+    const pool = new BackendPool([{ backend }], { defaultSlots: 1, logger: silent });
+    let toldFirst = 0;
+    const first = pool.chat(request({ onAnswered: () => toldFirst++ }));
+    const second = pool.chat(request());
+    await eventually(() => calls === 2);
+    assert.equal(toldFirst, 1, "the caller hears of the answer too");
+    assert.equal(pool.status()[0]!.inFlight, 1, "only the second call holds the slot");
+    for (const settle of settles) settle();
+    await Promise.all([first, second]);
+    assert.equal(toldFirst, 1);
+    assert.equal(pool.status()[0]!.inFlight, 0, "a slot handed on is not given back twice");
+  });
+
+  test("an answer that arrived whole but broken is not asked again of its server; another takes it", async () => {
+    const broken = { text: "lost", breakAfterContent: 0, breakBy: "end" } as const;
+    const a = await server("A", { slots: 1, handler: () => broken });
+    const b = await server("B", { slots: 1 });
+    const pool = await poolOf([a.url, b.url]);
+    let told = 0;
+    const onAnswered = (): void => void told++;
+    const deltas: string[] = [];
+    const reply = await pool.chat(request({ onDelta: (t) => deltas.push(t), onAnswered }));
+    assert.equal(reply.text, "B");
+    assert.equal(a.requests.length, 1, "A answered in full: its slot went on, so it is not asked again");
+    assert.equal(told, 2, "told once per answer that arrived");
+
+    // With one server there is nowhere else to go: the broken answer is final.
+    const alone = await poolOf([a.url]);
+    a.resetStats();
+    await failure(alone.chat(request({ onDelta: (t) => deltas.push(t) })), "server_error");
+    assert.equal(a.requests.length, 1);
+    assert.equal(alone.status()[0]!.inFlight, 0);
   });
 
   test("validates its members", () => {

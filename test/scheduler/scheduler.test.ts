@@ -14,6 +14,8 @@ interface TestJob extends ScheduledJob {
   started: boolean;
   cancelled?: CancelReason;
   finish(): void;
+  /** Hands the slot on, as a turn does once its model call is over. */
+  freeSlot(): void;
 }
 
 /** Records start order and running counts across every job it makes. */
@@ -33,11 +35,13 @@ class Harness {
       name,
       started: false,
       finish: () => resolve(),
+      freeSlot: () => assert.fail(`${name} has not started`),
       cancel: (reason) => {
         job.cancelled = reason;
       },
-      run: () => {
+      run: (freeSlot) => {
         job.started = true;
+        job.freeSlot = freeSlot;
         this.startOrder.push(name);
         this.enter(sessionKey);
         if (fail === "throw") {
@@ -345,6 +349,65 @@ describe("TurnScheduler control jobs", () => {
     other.finish();
     await settle();
     assert.ok(turn.started);
+  });
+});
+
+describe("TurnScheduler slots handed on before a job finishes", () => {
+  test("another session's job takes the freed slot; the job's own session still waits for it", async () => {
+    const h = new Harness();
+    const s = scheduler({ concurrency: 1 });
+    const first = h.job("a", "a0");
+    const sameSession = h.job("a", "a1");
+    const other = h.job("b", "b0");
+    submitAll(s, [first, sameSession, other]);
+    await settle();
+    assert.deepEqual(h.startOrder, ["a0"]);
+    first.freeSlot();
+    await settle();
+    assert.deepEqual(h.startOrder, ["a0", "b0"], "the slot went to the next ready session");
+    assert.equal(s.inFlight, 1, "only b0 holds a slot");
+    first.finish();
+    await settle();
+    assert.equal(sameSession.started, false, "a1 needs a slot, and b0 holds the only one");
+    other.finish();
+    await settle();
+    assert.ok(sameSession.started);
+    assert.equal(h.maxRunningPerKey, 1);
+  });
+
+  test("freeing twice, or from a control job, frees nothing more", async () => {
+    const h = new Harness();
+    const s = scheduler({ concurrency: 1 });
+    const first = h.job("a", "a0");
+    const control = h.job("c", "c-control", "control");
+    const jobs = [first, control, h.job("b", "b0"), h.job("d", "d0")];
+    submitAll(s, jobs);
+    await settle();
+    control.freeSlot();
+    await settle();
+    assert.deepEqual(h.startOrder, ["a0", "c-control"], "a control job has no slot to hand on");
+    first.freeSlot();
+    first.freeSlot();
+    first.finish();
+    await settle();
+    assert.deepEqual(h.startOrder, ["a0", "c-control", "b0"]);
+    assert.equal(s.inFlight, 1);
+    assert.equal(s.queued, 1, "d0 waits for the one slot");
+  });
+
+  test("drain waits for a job that has handed its slot on", async () => {
+    const h = new Harness();
+    const s = scheduler({ concurrency: 1 });
+    const job = h.job("a", "a0");
+    submitAll(s, [job]);
+    await settle();
+    job.freeSlot();
+    let drained = false;
+    const done = s.drain(0).then(() => (drained = true));
+    await settle();
+    assert.equal(drained, false, "its reply is not out yet");
+    job.finish();
+    await done;
   });
 });
 
