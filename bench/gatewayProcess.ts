@@ -78,7 +78,7 @@ function traceModelCalls(gateway: Gateway) {
           ...request,
           onAnswered: () => {
             arrived();
-            request.onAnswered?.();
+            return request.onAnswered?.() ?? false;
           },
         },
         signal,

@@ -22,9 +22,11 @@ export interface CallLimits {
   cancel?: AbortSignal;
   /**
    * Runs once a 2xx response's body has arrived whole, before the caller has read it: the server
-   * is done with the call. Never for a failed call. withCallLimits' fetches never run it.
+   * is done with the call. Never for a failed call. When it returns true (it set another call
+   * going), the reader hears of the body's end a turn of the event loop later, so that the other
+   * call goes out before this answer is read and acted on. withCallLimits' fetches never run it.
    */
-  answered?: () => void;
+  answered?: () => boolean;
 }
 
 /** How a call past its CallLimits deadline fails (the cause, once the SDK has wrapped it). */
@@ -236,13 +238,13 @@ function followersOf(signal: AbortSignal): Followers {
  * The response body as a web stream fed straight from the socket, one chunk per read. The socket
  * pauses while the reader is behind; `fail` ends the stream with an error (an abort's reason, a
  * broken connection); `settled` runs once the body has ended in any way, and `complete` after it
- * when the whole body arrived, before the reader is told.
+ * when the whole body arrived, before the reader is told (see CallLimits.answered).
  */
 function streamBody(
   request: http.ClientRequest,
   res: http.IncomingMessage,
   settled: () => void,
-  complete: (() => void) | undefined,
+  complete: (() => boolean) | undefined,
 ): { body: ReadableStream<Uint8Array>; fail: (error: unknown) => void } {
   let controller!: ReadableStreamDefaultController<Uint8Array>;
   let open = true;
@@ -251,13 +253,13 @@ function streamBody(
     open = false;
     settled();
     if (error !== undefined) return controller.error(error);
-    if (!complete) return controller.close();
+    let handedOn = false;
     try {
-      complete();
+      handedOn = complete?.() === true;
     } finally {
-      // The reader hears of the end a turn of the event loop later: whatever `complete` set going
-      // (the next call on the server's freed slot) goes out before this answer is read and acted on.
-      setImmediate(() => controller.close());
+      // Deferred only then: it keeps this answer alive a little longer, which young collections pay for.
+      if (handedOn) setImmediate(() => controller.close());
+      else controller.close();
     }
   };
   const body = new ReadableStream<Uint8Array>({

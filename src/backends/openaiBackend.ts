@@ -257,13 +257,13 @@ class DeliveredFailure extends Error {
  */
 class AnswerWatch {
   private ran = false;
-  readonly arrived: (() => void) | undefined;
+  readonly arrived: (() => boolean) | undefined;
 
-  constructor(onAnswered: (() => void) | undefined) {
+  constructor(onAnswered: (() => boolean) | undefined) {
     this.arrived = onAnswered
       ? () => {
           this.ran = true;
-          onAnswered();
+          return onAnswered();
         }
       : undefined;
   }

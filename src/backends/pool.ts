@@ -201,11 +201,11 @@ export class BackendPool implements ModelBackend {
       const before = delivered;
       // The slot is free once the server has sent its answer, maybe before chat() settles.
       let holding = true;
-      const release = (): void => {
-        if (!holding) return;
+      const release = (): boolean => {
+        if (!holding) return false;
         holding = false;
         member.inFlight--;
-        this.pump();
+        return this.pump();
       };
       const attempt: ChatRequest = {
         ...request,
@@ -213,8 +213,8 @@ export class BackendPool implements ModelBackend {
         messages: before ? [...request.messages, { role: "assistant", content: before }] : request.messages,
         onDelta: deliver,
         onAnswered: () => {
-          release();
-          request.onAnswered?.();
+          const granted = release();
+          return (request.onAnswered?.() ?? false) || granted;
         },
       };
       try {
@@ -292,9 +292,13 @@ export class BackendPool implements ModelBackend {
     });
   }
 
-  /** Hands free slots to waiting calls in arrival order; fails those no member can serve now. */
-  private pump(): void {
-    if (this.waiters.length === 0) return;
+  /**
+   * Hands free slots to waiting calls in arrival order; fails those no member can serve now.
+   * True when it gave a slot to any.
+   */
+  private pump(): boolean {
+    if (this.waiters.length === 0) return false;
+    let granted = false;
     for (const waiter of [...this.waiters]) {
       // A listener may have started a call that already served this one.
       if (!this.waiters.includes(waiter)) continue;
@@ -306,7 +310,9 @@ export class BackendPool implements ModelBackend {
       if (!member) continue;
       member.inFlight++;
       waiter.grant(member);
+      granted = true;
     }
+    return granted;
   }
 
   private isCandidate(member: Member, tried: ReadonlySet<Member>): boolean {

@@ -61,7 +61,7 @@ export class TurnRunner {
   async run(
     turn: TurnRequest,
     onDelta?: (text: string) => void,
-    onAnswered?: () => void,
+    onAnswered?: () => boolean,
   ): Promise<TurnOutcome> {
     const started = this.now();
     const key = { project: turn.project, sessionId: turn.sessionId };
@@ -126,7 +126,7 @@ export class TurnRunner {
     started: number,
     messages: readonly Readonly<ChatMessage>[],
     onDelta: ((text: string) => void) | undefined,
-    onAnswered: (() => void) | undefined,
+    onAnswered: (() => boolean) | undefined,
   ): ChatRequest {
     const { settings } = this.deps;
     const project = this.deps.projects.get(turn.project);

@@ -18,9 +18,10 @@ export interface ScheduledJob {
    * Must not throw; if it does, the scheduler moves on silently (reporting is the job's business).
    * `freeSlot` hands the job's slot on before the job has finished, once the model is done with
    * it (storing and publishing the reply need no slot); the session's next job still waits for
-   * this one to finish. Calling it again, or from a control job, does nothing.
+   * this one to finish. It returns true when another job took the slot at once. Calling it
+   * again, or from a control job, does nothing.
    */
-  run(freeSlot: () => void): Promise<void>;
+  run(freeSlot: () => boolean): Promise<void>;
   /** Called instead of run() when the job will never run. */
   cancel(reason: CancelReason): void;
 }
@@ -163,11 +164,11 @@ export class TurnScheduler {
     session.running = true;
     this.jobsRunning++;
     if (holdsSlot) this.slotsTaken++;
-    const freeSlot = (): void => {
-      if (!holdsSlot) return;
+    const freeSlot = (): boolean => {
+      if (!holdsSlot) return false;
       holdsSlot = false;
       this.slotsTaken--;
-      this.pump();
+      return this.pump();
     };
     const finished = (): void => {
       session.running = false;
@@ -198,14 +199,17 @@ export class TurnScheduler {
     }
   }
 
-  /** Hands free slots to ready sessions, oldest-ready first. */
-  private pump(): void {
+  /** Hands free slots to ready sessions, oldest-ready first; true when it started any. */
+  private pump(): boolean {
+    let started = false;
     while (this.slotsTaken < this.slots && this.ready.length > 0) {
       const session = this.ready.shift()!;
       const job = session.waiting.shift()!;
       this.waitingJobs--;
       this.start(session, job);
+      started = true;
     }
+    return started;
   }
 
   private cancelWaiting(): void {

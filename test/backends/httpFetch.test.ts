@@ -266,7 +266,9 @@ describe("createHttpFetch", suite, () => {
           seen.push(name);
           readerDoneWhenAnswered ??= readerDone;
           // As the pool's next call does, a promise step later: by then the connection is free.
-          if (name === "slow") next = Promise.resolve().then(() => client.fetch(`${server!.url}/next`));
+          if (name !== "slow") return false;
+          next = Promise.resolve().then(() => client.fetch(`${server!.url}/next`));
+          return true;
         },
       }) as CallLimits as RequestInit;
 

@@ -15,7 +15,7 @@ interface TestJob extends ScheduledJob {
   cancelled?: CancelReason;
   finish(): void;
   /** Hands the slot on, as a turn does once its model call is over. */
-  freeSlot(): void;
+  freeSlot(): boolean;
 }
 
 /** Records start order and running counts across every job it makes. */
@@ -362,7 +362,7 @@ describe("TurnScheduler slots handed on before a job finishes", () => {
     submitAll(s, [first, sameSession, other]);
     await settle();
     assert.deepEqual(h.startOrder, ["a0"]);
-    first.freeSlot();
+    assert.equal(first.freeSlot(), true, "another job took the slot");
     await settle();
     assert.deepEqual(h.startOrder, ["a0", "b0"], "the slot went to the next ready session");
     assert.equal(s.inFlight, 1, "only b0 holds a slot");
@@ -383,11 +383,11 @@ describe("TurnScheduler slots handed on before a job finishes", () => {
     const jobs = [first, control, h.job("b", "b0"), h.job("d", "d0")];
     submitAll(s, jobs);
     await settle();
-    control.freeSlot();
+    assert.equal(control.freeSlot(), false);
     await settle();
     assert.deepEqual(h.startOrder, ["a0", "c-control"], "a control job has no slot to hand on");
-    first.freeSlot();
-    first.freeSlot();
+    assert.equal(first.freeSlot(), true);
+    assert.equal(first.freeSlot(), false);
     first.finish();
     await settle();
     assert.deepEqual(h.startOrder, ["a0", "c-control", "b0"]);
@@ -401,7 +401,7 @@ describe("TurnScheduler slots handed on before a job finishes", () => {
     const job = h.job("a", "a0");
     submitAll(s, [job]);
     await settle();
-    job.freeSlot();
+    assert.equal(job.freeSlot(), false, "nobody waits for the slot");
     let drained = false;
     const done = s.drain(0).then(() => (drained = true));
     await settle();
