@@ -205,7 +205,7 @@ export class OpenAICompatibleBackend implements ModelBackend {
       now: this.now,
       signal,
       policy: this.retry,
-      exhausted: answer.told,
+      exhausted: answer.hasArrived,
       classify: this.classify,
       onRetry: this.logRetry,
     }).then(this.markHealthy, this.markFailure);
@@ -268,7 +268,7 @@ class AnswerWatch {
       : undefined;
   }
 
-  readonly told = (): boolean => this.ran;
+  readonly hasArrived = (): boolean => this.ran;
 }
 
 /** Builds the reply from stream chunks: tool calls from their pieces, finish reason, usage. */

@@ -164,16 +164,17 @@ export class TurnScheduler {
     session.running = true;
     this.jobsRunning++;
     if (holdsSlot) this.slotsTaken++;
-    const freeSlot = (): boolean => {
+    const giveBack = (): boolean => {
       if (!holdsSlot) return false;
       holdsSlot = false;
       this.slotsTaken--;
-      return this.pump();
+      return true;
     };
+    const freeSlot = (): boolean => giveBack() && this.pump();
     const finished = (): void => {
       session.running = false;
       this.jobsRunning--;
-      freeSlot();
+      giveBack();
       this.advance(session);
       this.pump();
       this.settleDrain();

@@ -292,6 +292,37 @@ describe("createHttpFetch", suite, () => {
     assert.deepEqual(seen, ["slow"]);
   });
 
+  test("CallLimits: when answered has set another call going, the reader hears of the end a loop turn later", async () => {
+    let sendRest!: () => void;
+    server = await serve(async (_req, res) => {
+      res.write("first ");
+      await new Promise<void>((resolve) => (sendRest = resolve));
+      res.end("rest");
+    });
+    /** Whether the reader had the end by the first loop turn after `answered` (its check phase). */
+    const readerDoneOneTurnLater = async (handedOn: boolean): Promise<boolean> => {
+      let readerDone = false;
+      let seen: boolean | undefined;
+      const answered = (): boolean => {
+        setImmediate(() => (seen = readerDone));
+        return handedOn;
+      };
+      const response = await client.fetch(server!.url, { answered } as CallLimits as RequestInit);
+      const reader = response.body!.getReader();
+      await reader.read();
+      const drained = (async () => {
+        while (!(await reader.read()).done);
+        readerDone = true;
+      })();
+      sendRest();
+      await drained;
+      await new Promise((resolve) => setImmediate(resolve));
+      return seen!;
+    };
+    assert.equal(await readerDoneOneTurnLater(false), true, "nothing set going: the reader is told at once");
+    assert.equal(await readerDoneOneTurnLater(true), false, "the other call goes first");
+  });
+
   test("CallLimits: calls sharing a cancel signal put one listener on it; its abort fails them all", async () => {
     server = await serve((req, res) => {
       if (req.url === "/now") res.end("ok");
