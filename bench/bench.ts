@@ -9,13 +9,14 @@
  * small machine they still share the CPU cores: the figures are for the whole set-up.
  *
  * Options (after `npm run bench --`):
- *   --only S1,S2,...        run only these scenarios (S1..S5, TCP; S6 and S6h run with S1)
+ *   --only S1,S2,...        run only these scenarios (P, S1..S5, TCP; S6 and S6h run with S1)
  *   --brokers aedes,mosquitto
  *   --gateway-settings JSON settings merged into every gateway's, e.g. '{"server": {"slots": 100}}'
  *   --bare-settings JSON    arguments for both bare forwarders (over S6h's own), e.g. '{"maxInFlight": 8}' (diagnostics)
  *   --node-flags "FLAGS"    Node/V8 flags for every gateway and bare forwarder, e.g. "--max-semi-space-size=64"
  *   --cpu-prof [dir]        profile the gateway and bare-forwarder processes while S1 and S3 are
- *                           measured, after warm-up (one .cpuprofile per process and run, default
+ *                           measured, and P's first measured round, after warm-up (one .cpuprofile
+ *                           per process and run, default
  *                           build/bench-profiles); read one with
  *                           `node build/bench/profileSummary.js <file> [top] [callers-of-function]`
  *   --promoted-prof [dir]   the same runs, sampling the allocations that outlive a young-generation
@@ -33,6 +34,7 @@ import { presetFor } from "../src/config/presets.js";
 import { mosquittoAvailable, startMosquitto } from "../test/support/brokers.js";
 import type { FakeConfig, FakeInfo, FakeStats } from "./fakeServerProcess.js";
 import type { HandoffFigures, MemoryFigures, SessionFigures } from "./gatewayProcess.js";
+import type { PipelineArgs, PipelineRound } from "./pipelineProcess.js";
 import { Child, type ProcessUsage, type ProfileFiles } from "./ipc.js";
 import {
   closeClients,
@@ -101,6 +103,7 @@ type Shape = { streams: number; turns: number };
 
 const SLOTS = 8;
 const S1_SESSIONS = 100;
+const S1_TURNS = 20;
 /** S1 measures the gateway, not slot hand-off (S3 does): one slot per session, as the bare forwarder has. */
 const UNCAPPED = { server: { slots: S1_SESSIONS } };
 const S3_DELAY_MS = 200;
@@ -140,6 +143,11 @@ const SCENARIOS: { id: string; describe: string }[] = [
     id: "S5",
     describe:
       "streamed replies of 2,000 chars in 500 SSE chunks of 4 chars (1 chunk = 1 token), sent as fast as the fake can; the openai SDK (over llmqtt's keep-alive fetch) reading the model server directly vs an MQTT client reading <reply topic>/stream through llmqtt (stream: true; flushIntervalMs 0 and 50); 1 stream x 30 turns and 8 streams x 12 turns, a fresh session per turn; the direct client parses SSE in the load-generator process, llmqtt parses it in its own",
+  },
+  {
+    id: "P",
+    describe:
+      "llmqtt's own work per turn: S1's 100 sessions x 20 sequential turns through the message path (validation, scheduler, sessions and history, turn runner, replies, metrics) in one process, the model a stub answering on the next event-loop turn, replies handed straight back: no broker, MQTT.js, openai SDK or HTTP; every reply checked; median of 9 rounds of 10 such batches, after warm-up",
   },
   {
     id: "TCP",
@@ -194,13 +202,15 @@ async function startBroker(name: string): Promise<Broker> {
 }
 
 /** --expose-gc for memory figures, and any --node-flags. */
-const childExecArgv = (env: Env) => ["--expose-gc", ...env.options.nodeFlags];
+const childExecArgv = (options: Options) => ["--expose-gc", ...options.nodeFlags];
 
-/** Runs `run`, with the child profiled meanwhile when --cpu-prof or --promoted-prof asked for it. */
-async function profiled<T>(env: Env, child: Child, label: string, run: () => Promise<T>): Promise<T> {
-  const { cpuProfDir, promotedProfDir } = env.options;
+/**
+ * Runs `run`, with the child profiled meanwhile when --cpu-prof or --promoted-prof asked for it;
+ * `name` names the files.
+ */
+async function profiled<T>(options: Options, name: string, child: Child, run: () => Promise<T>): Promise<T> {
+  const { cpuProfDir, promotedProfDir } = options;
   if (!cpuProfDir && !promotedProfDir) return run();
-  const name = `${env.broker.name}-${label}`;
   const files: ProfileFiles = {
     ...(cpuProfDir ? { cpu: `${cpuProfDir}/${name}.cpuprofile` } : {}),
     ...(promotedProfDir ? { promoted: `${promotedProfDir}/${name}.heapprofile` } : {}),
@@ -227,7 +237,7 @@ async function startGateway(env: Env, label: string, overrides: SettingsInput = 
     overrides,
     env.options.gatewaySettings,
   );
-  return Child.start(moduleUrl("gatewayProcess.js"), settings, { execArgv: childExecArgv(env) });
+  return Child.start(moduleUrl("gatewayProcess.js"), settings, { execArgv: childExecArgv(env.options) });
 }
 
 async function startBare(env: Env, project?: string, extra: Record<string, unknown> = {}): Promise<Child> {
@@ -238,7 +248,7 @@ async function startBare(env: Env, project?: string, extra: Record<string, unkno
     ...extra,
     ...env.options.bareSettings,
   };
-  return Child.start(moduleUrl("bareForwarder.js"), args, { execArgv: childExecArgv(env) });
+  return Child.start(moduleUrl("bareForwarder.js"), args, { execArgv: childExecArgv(env.options) });
 }
 
 function configureFake(env: Env, config: FakeConfig): Promise<void> {
@@ -260,22 +270,28 @@ const WARM_UP = { sessions: 100, turns: 10, minRounds: 3, maxRounds: 12, settled
  * the round before. Returns the rounds it took.
  */
 async function warmUp(env: Env, child: Child, project?: string): Promise<number> {
-  let previous = Infinity;
-  for (let round = 1; ; round++) {
-    const { result: r, cpu } = await withCpu(child, () =>
-      turns(env, {
-        sessions: WARM_UP.sessions,
-        turns: WARM_UP.turns,
-        window: 1,
-        prefix: `warm${round}-`,
-        project,
-        timeoutMs: 60_000,
-      }),
-    );
+  return settle(child, async (round) => {
+    const r = await turns(env, {
+      sessions: WARM_UP.sessions,
+      turns: WARM_UP.turns,
+      window: 1,
+      prefix: `warm${round}-`,
+      project,
+      timeoutMs: 60_000,
+    });
     if (r.timedOut) throw new Error(`warm-up: only ${r.replies} of ${r.expected} replies`);
-    const perTurn = (cpu.user + cpu.system) / r.replies;
+    return r.replies;
+  });
+}
+
+/** Runs rounds (each answering how many turns it took) until the child's CPU per turn settles (see warmUp). */
+async function settle(child: Child, round: (n: number) => Promise<number>): Promise<number> {
+  let previous = Infinity;
+  for (let n = 1; ; n++) {
+    const { result: replies, cpu } = await withCpu(child, () => round(n));
+    const perTurn = (cpu.user + cpu.system) / replies;
     const settled = Math.abs(perTurn - previous) <= WARM_UP.settledWithin * previous;
-    if (round >= WARM_UP.maxRounds || (round >= WARM_UP.minRounds && settled)) return round;
+    if (n >= WARM_UP.maxRounds || (n >= WARM_UP.minRounds && settled)) return n;
     previous = perTurn;
   }
 }
@@ -404,7 +420,7 @@ type S1Side = "llmqtt" | "bare" | "history";
  */
 async function scenario1(env: Env): Promise<Row[]> {
   const run = (prefix: string, project?: string) =>
-    turns(env, { sessions: S1_SESSIONS, turns: 20, window: 1, prefix, project, timeoutMs: 120_000 });
+    turns(env, { sessions: S1_SESSIONS, turns: S1_TURNS, window: 1, prefix, project, timeoutMs: 120_000 });
   await configureFake(env, {});
   const batches: Record<S1Side, S1Run[]> = { llmqtt: [], bare: [], history: [] };
   for (let trio = 0; trio < S1_TRIOS; trio++) {
@@ -433,7 +449,10 @@ async function scenario1(env: Env): Promise<Row[]> {
         const { child, label, project } = sides[name];
         const measured = () => measureS1(env, child, () => run(`s1${name}${trio}-${batch}`, project));
         // Only each process's first batch is profiled, as one profile per process is enough.
-        const figures = batch === 0 ? await profiled(env, child, label, measured) : await measured();
+        const figures =
+          batch === 0
+            ? await profiled(env.options, `${env.broker.name}-${label}`, child, measured)
+            : await measured();
         batches[name].push({ ...figures, warmRounds: warmRounds[name] });
       }
     }
@@ -443,7 +462,9 @@ async function scenario1(env: Env): Promise<Row[]> {
   const cappedWarmRounds = await warmUp(env, capped);
   await capped.request("traceStart");
   await configureFake(env, {});
-  const cappedRun = await profiled(env, capped, "S1-slots8", () => measureS1(env, capped, () => run("s1c")));
+  const cappedRun = await profiled(env.options, `${env.broker.name}-S1-slots8`, capped, () =>
+    measureS1(env, capped, () => run("s1c")),
+  );
   const cappedFigures: S1Run = { ...cappedRun, warmRounds: cappedWarmRounds };
   const slots = await slotCycle(env, capped);
   await capped.stop();
@@ -565,7 +586,7 @@ async function scenario3(env: Env): Promise<Row[]> {
         timeoutMs: 120_000,
       });
     // One profile per process is enough: the first batch's.
-    const r = batch === 0 ? await profiled(env, gateway, "S3", run) : await run();
+    const r = batch === 0 ? await profiled(env.options, `${env.broker.name}-S3`, gateway, run) : await run();
     const stats = await env.fake.request<FakeStats>("stats");
     const handoff = await gateway.request<HandoffFigures>("handoff", { slots: SLOTS });
     batches.push({ r, share: (100 * r.replies) / r.seconds / ideal, stats, handoff });
@@ -801,6 +822,52 @@ async function scenarioTcp(env: Env): Promise<Row[]> {
   return rows;
 }
 
+/** P's measured rounds, the median reported; each is this many batches of S1's shape (~0.3 s). */
+const PIPELINE_ROUNDS = 9;
+const PIPELINE_BATCHES = 10;
+
+/**
+ * P: llmqtt's own work per turn in a child process of its own (bench/pipelineProcess.ts), with
+ * no broker and no model server, warmed up as the gateways are.
+ */
+async function scenarioPipeline(options: Options): Promise<Row> {
+  const args: PipelineArgs = { settings: options.gatewaySettings, sessions: S1_SESSIONS };
+  const child = await Child.start(moduleUrl("pipelineProcess.js"), args, {
+    execArgv: childExecArgv(options),
+  });
+  try {
+    const round = (turns: number) =>
+      child.request<PipelineRound>("round", { turns, batches: PIPELINE_BATCHES });
+    const warmRounds = await settle(child, async () => (await round(WARM_UP.turns)).turns);
+    const rounds: { result: PipelineRound; cpu: CpuFigures }[] = [];
+    for (let n = 0; n < PIPELINE_ROUNDS; n++) {
+      const measured = () => withCpu(child, () => round(S1_TURNS));
+      rounds.push(await (n === 0 ? profiled(options, "pipeline", child, measured) : measured()));
+    }
+    const perTurn = (pick: (cpu: CpuFigures) => number) =>
+      median(rounds.map(({ result, cpu }) => pick(cpu) / result.turns));
+    const cpu = perTurn((c) => c.user + c.system);
+    const wrong = rounds.reduce((sum, { result }) => sum + result.wrong, 0);
+    const turns = rounds.reduce((sum, { result }) => sum + result.turns, 0);
+    return {
+      scenario: `P ${S1_SESSIONS}x${S1_TURNS} in process, no broker or model`,
+      turns: String(turns),
+      rate: fixed(median(rounds.map(({ result }) => (1000 * result.turns) / result.wallMs))),
+      wrong: String(wrong),
+      figure: `CPU ${fixed(cpu, 1)} us/turn`,
+      detail:
+        `median of ${PIPELINE_ROUNDS} rounds of ${PIPELINE_BATCHES} batches after ${warmRounds} warm-up rounds; CPU ${rounds.map(({ result, cpu: c }) => fixed((c.user + c.system) / result.turns, 1)).join(", ")} us/turn; ` +
+        `GC pauses ${fixed(
+          perTurn((c) => c.minorGc + c.majorGc),
+          1,
+        )} us/turn; ` +
+        "llmqtt's own part of S1's CPU per turn: the same message path and history, without MQTT.js, the openai SDK, HTTP or sockets",
+    };
+  } finally {
+    await child.stop();
+  }
+}
+
 const RUNNERS: Record<string, (env: Env) => Promise<Row[]>> = {
   S1: scenario1,
   S2: scenario2,
@@ -816,8 +883,8 @@ function mib(bytes: number): string {
   return `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
 }
 
-function printTable(broker: string, rows: Row[]): void {
-  console.log(`\n=== broker: ${broker} ===`);
+function printTable(title: string, rows: Row[]): void {
+  console.log(`\n=== ${title} ===`);
   console.log(
     table(
       ["scenario", "turns", "turns/s", "p50 ms", "p99 ms", "wrong", "out of order", "figure", "target"],
@@ -890,11 +957,22 @@ async function main(): Promise<void> {
   if (options.nodeFlags.length)
     console.log(`node flags of every gateway and bare forwarder: ${options.nodeFlags.join(" ")}`);
 
-  const brokers = options.brokers.filter((b) => b !== "mosquitto" || mosquittoAvailable());
-  if (options.brokers.includes("mosquitto") && !brokers.includes("mosquitto"))
+  const started = performance.now();
+  if (wanted("P")) {
+    process.stderr.write("[no broker] P ...");
+    const t0 = performance.now();
+    const row = await scenarioPipeline(options).catch((error: unknown): Row => ({
+      scenario: "P FAILED",
+      figure: String((error as Error).message ?? error),
+    }));
+    process.stderr.write(` ${fixed((performance.now() - t0) / 1000, 1)} s\n`);
+    printTable("in process, no broker", [row]);
+  }
+  const overBrokers = Object.keys(RUNNERS).some(wanted);
+  const brokers = overBrokers ? options.brokers.filter((b) => b !== "mosquitto" || mosquittoAvailable()) : [];
+  if (overBrokers && options.brokers.includes("mosquitto") && !brokers.includes("mosquitto"))
     console.log("mosquitto is not installed: Aedes only");
   const fake = await Child.start<FakeInfo>(moduleUrl("fakeServerProcess.js"), { slots: SLOTS });
-  const started = performance.now();
   const all: { broker: string; targets: TargetFigures }[] = [];
   try {
     for (const name of brokers) {
@@ -917,12 +995,12 @@ async function main(): Promise<void> {
       } finally {
         await broker.stop();
       }
-      printTable(name, rows);
+      printTable(`broker: ${name}`, rows);
     }
   } finally {
     await fake.stop();
   }
-  printTargets(all);
+  if (all.length) printTargets(all);
   console.log(`\ntotal ${fixed((performance.now() - started) / 1000)} s`);
   if (options.cpuProfDir) console.log(`CPU profiles in ${options.cpuProfDir}/`);
   if (options.promotedProfDir) console.log(`promoted-allocation profiles in ${options.promotedProfDir}/`);

@@ -4,9 +4,8 @@ import { Bridge } from "./bridge/bridge.js";
 import { maskSecrets } from "./config/file.js";
 import { ProjectCatalog } from "./config/projects.js";
 import { BridgeSettingsSchema, type MqttSettings, type Settings } from "./config/schema.js";
-import { ReplyPublisher } from "./conversation/replies.js";
-import { TurnRunner } from "./conversation/turnRunner.js";
-import { MessageDispatcher } from "./dispatcher.js";
+import type { MessageDispatcher } from "./dispatcher.js";
+import { createPipeline } from "./pipeline.js";
 import { RedisSessionOrder } from "./scaleout/sessionOrder.js";
 import { connectRedis } from "./sessions/redisConnection.js";
 import { registerDashboard } from "./observability/dashboard.js";
@@ -20,7 +19,6 @@ import { subscriptionTopics } from "./protocol/topics.js";
 import { TurnScheduler } from "./scheduler/scheduler.js";
 import { SessionManager } from "./sessions/manager.js";
 import { createSessionStore, describeSessionStore } from "./sessions/createStore.js";
-import { TokenEstimator } from "./sessions/tokens.js";
 import type { SessionStore } from "./sessions/types.js";
 import { chooseBroker } from "./transport/brokerChoice.js";
 import type { EmbeddedBroker } from "./transport/embeddedBroker.js";
@@ -107,36 +105,18 @@ export class Gateway {
         logger,
       });
     }
-    const dispatcher = new MessageDispatcher({
-      inbound: {
-        projects: new Set(this.projects.names),
-        jsonProjects: this.projects.jsonProjects,
-        limits: settings.limits,
-        maxTokensLimit: settings.sampling.maxTokensLimit,
-        warn: (message) => logger.warn(message),
-      },
+    const dispatcher = createPipeline({
+      settings: this.settings,
       projects: this.projects,
       scheduler: this.scheduler,
       sessions: this.sessions,
-      runner: new TurnRunner({
-        settings: this.settings,
-        projects: this.projects,
-        sessions: this.sessions,
-        backend: this.backend,
-        estimator: new TokenEstimator(),
-        logger,
-        transcript: this.transcript,
-        shutdown: this.shutdownController.signal,
-      }),
-      replies: new ReplyPublisher(
-        { publish: (topic, payload, options) => this.transport.publish(topic, payload, options) },
-        this.metrics,
-        { streamFlushMs: settings.streaming.flushIntervalMs, mqtt5: settings.mqtt.protocolVersion === 5 },
-      ),
+      backend: this.backend,
+      publisher: { publish: (topic, payload, options) => this.transport.publish(topic, payload, options) },
       metrics: this.metrics,
       logger,
+      transcript: this.transcript,
+      shutdown: this.shutdownController.signal,
       order: this.order,
-      maxWaiting: settings.scheduler.maxQueue,
     });
     this.dispatcher = dispatcher;
     this.transport = new MqttTransport(this.settings.mqtt, {

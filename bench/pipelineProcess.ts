@@ -1,0 +1,156 @@
+/**
+ * Child process: llmqtt's own work per turn, with neither a broker nor a model server. The real
+ * message path (createPipeline: validation, scheduler, sessions with their history, turn runner,
+ * replies, metrics) is fed JSON payloads as the transport would hand them over; the model is a
+ * backend that answers on the next turn of the event loop and the publisher hands the reply
+ * straight back. What S1 measures around it (MQTT.js, the openai SDK, HTTP, sockets) is left out,
+ * and with it most of S1's run-to-run spread, so this figure moves when llmqtt's own code does.
+ */
+import { performance } from "node:perf_hooks";
+import type { ChatRequest, ChatResult, ModelBackend } from "../src/backends/types.js";
+import { buildSettings, mergeInputs, type SettingsInput } from "../src/config/load.js";
+import { ProjectCatalog } from "../src/config/projects.js";
+import { createLogger } from "../src/observability/logger.js";
+import { GatewayMetrics } from "../src/observability/metrics.js";
+import { createPipeline } from "../src/pipeline.js";
+import { TurnScheduler } from "../src/scheduler/scheduler.js";
+import { createSessionStore } from "../src/sessions/createStore.js";
+import { SessionManager } from "../src/sessions/manager.js";
+import { childArgs, failStart, serve } from "./ipc.js";
+
+export interface PipelineArgs {
+  /** Merged over the in-memory session store and silent logs. */
+  settings?: SettingsInput;
+  sessions: number;
+}
+
+export interface PipelineRound {
+  turns: number;
+  /** Whole replies that did not answer their own message; must be 0. */
+  wrong: number;
+  wallMs: number;
+}
+
+const { settings: extra = {}, sessions: sessionCount } = childArgs<PipelineArgs>();
+
+function lastUserText(request: ChatRequest): string {
+  for (let i = request.messages.length - 1; i >= 0; i--) {
+    const message = request.messages[i]!;
+    if (message.role === "user") return message.content;
+  }
+  return "";
+}
+
+/** Answers as the bench's fake model server does (`reply to: <message>`), a loop turn later. */
+const instantModel: ModelBackend = {
+  name: "in-process stub",
+  start: async () => {},
+  stop: async () => {},
+  health: () => ({ healthy: true, slots: sessionCount }),
+  onHealthChange: () => {},
+  chat: (request) =>
+    new Promise<ChatResult>((resolve) =>
+      setImmediate(() => {
+        request.onAnswered?.();
+        const text = `reply to: ${lastUserText(request)}`;
+        resolve({
+          text,
+          toolCalls: [],
+          finishReason: "stop",
+          usage: { promptTokens: 50, completionTokens: 5 },
+        });
+      }),
+    ),
+};
+
+try {
+  const settings = buildSettings(
+    mergeInputs(
+      {
+        sessions: { store: "memory" },
+        logging: { level: "silent" },
+        server: { slots: sessionCount },
+        mqtt: { clientId: "llmqtt-bench-pipeline" },
+      },
+      extra,
+    ),
+  );
+  const logger = createLogger("silent", "json");
+  const projects = new ProjectCatalog(settings);
+  const store = createSessionStore(settings.sessions, logger);
+  await store.start();
+  const sessions = new SessionManager(store, { defaultPrompt: (p) => projects.get(p).systemPrompt });
+  const scheduler = new TurnScheduler({
+    concurrency: sessionCount,
+    maxQueue: settings.scheduler.maxQueue,
+    rateLimitPerMinute: settings.scheduler.rateLimitPerMinute,
+  });
+  const metrics = new GatewayMetrics({
+    queueDepth: () => scheduler.queued,
+    inFlight: () => scheduler.inFlight,
+    activeSessions: () => sessions.count(),
+    brokerConnected: () => true,
+    servers: () => [],
+  });
+  /** The reply each session waits for, by reply topic. */
+  const waiting = new Map<string, (payload: string) => void>();
+  const dispatcher = createPipeline({
+    settings,
+    projects,
+    scheduler,
+    sessions,
+    backend: instantModel,
+    publisher: {
+      publish: (topic, payload) => {
+        const deliver = waiting.get(topic);
+        waiting.delete(topic);
+        deliver?.(payload);
+        return Promise.resolve(true);
+      },
+    },
+    metrics,
+    logger,
+  });
+  const project = projects.names[0]!;
+  const inputTopic = `${project}/user_input`;
+
+  /** One session's turns in sequence, as S1's clients send them: the next once the reply is in. */
+  const converse = async (sessionId: string, turns: number): Promise<number> => {
+    let wrong = 0;
+    for (let n = 0; n < turns; n++) {
+      const message = `${sessionId} t${n}`;
+      const reply = new Promise<string>((resolve) =>
+        waiting.set(`${project}/assistant_response/${sessionId}`, resolve),
+      );
+      void dispatcher.handle(inputTopic, Buffer.from(JSON.stringify({ sessionId, message })));
+      if ((await reply) !== `reply to: ${message}`) wrong++;
+    }
+    return wrong;
+  };
+
+  let round = 0;
+  serve(
+    {},
+    {
+      /**
+       * `batches` batches one after the other; in each, every session takes `turns` turns, all
+       * sessions at once, with fresh sessions each batch.
+       */
+      round: async ({ turns, batches }: { turns: number; batches: number }): Promise<PipelineRound> => {
+        const started = performance.now();
+        let wrong = 0;
+        for (let batch = 0; batch < batches; batch++) {
+          const prefix = `p${round++}-`;
+          const wrongs = await Promise.all(
+            Array.from({ length: sessionCount }, (_, i) => converse(`${prefix}${i}`, turns)),
+          );
+          wrong += wrongs.reduce((a, b) => a + b, 0);
+        }
+        return { turns: batches * sessionCount * turns, wrong, wallMs: performance.now() - started };
+      },
+      stop: () => store.stop(),
+    },
+  );
+} catch (error) {
+  failStart(error);
+}
