@@ -121,6 +121,11 @@ const STREAM_TEXT = "The quick brown fox jumps over the lazy dog; pack my box wi
 
 const SCENARIOS: { id: string; describe: string }[] = [
   {
+    id: "P",
+    describe:
+      "llmqtt's own work per turn: S1's 100 sessions x 20 sequential turns through the message path (validation, scheduler, sessions and history, turn runner, replies, metrics) in one process, the model a stub answering on the next event-loop turn, replies handed straight back: no broker, MQTT.js, openai SDK or HTTP; every reply checked; median of 9 rounds of 10 such batches, after warm-up",
+  },
+  {
     id: "S1",
     describe:
       "100 sessions x 20 sequential turns (send, await the reply, send), zero-latency model, one MQTT connection per session; llmqtt set to server.slots 100 (one per session: a model that answers at once has no slot limit, and the bare forwarder has no cap); llmqtt, the bare forwarder (S6, on project topics `forward/...`) and the bare forwarder keeping history (S6h, `history/...`) side by side in 3 fresh trios of processes, taking turns at 3 batches each, median of the 9 paired ratios reported; plus one llmqtt run held to the 8 slots the fake model advertises",
@@ -143,11 +148,6 @@ const SCENARIOS: { id: string; describe: string }[] = [
     id: "S5",
     describe:
       "streamed replies of 2,000 chars in 500 SSE chunks of 4 chars (1 chunk = 1 token), sent as fast as the fake can; the openai SDK (over llmqtt's keep-alive fetch) reading the model server directly vs an MQTT client reading <reply topic>/stream through llmqtt (stream: true; flushIntervalMs 0 and 50); 1 stream x 30 turns and 8 streams x 12 turns, a fresh session per turn; the direct client parses SSE in the load-generator process, llmqtt parses it in its own",
-  },
-  {
-    id: "P",
-    describe:
-      "llmqtt's own work per turn: S1's 100 sessions x 20 sequential turns through the message path (validation, scheduler, sessions and history, turn runner, replies, metrics) in one process, the model a stub answering on the next event-loop turn, replies handed straight back: no broker, MQTT.js, openai SDK or HTTP; every reply checked; median of 9 rounds of 10 such batches, after warm-up",
   },
   {
     id: "TCP",
@@ -847,6 +847,7 @@ async function scenarioPipeline(options: Options): Promise<Row> {
     const perTurn = (pick: (cpu: CpuFigures) => number) =>
       median(rounds.map(({ result, cpu }) => pick(cpu) / result.turns));
     const cpu = perTurn((c) => c.user + c.system);
+    const gc = perTurn((c) => c.minorGc + c.majorGc);
     const wrong = rounds.reduce((sum, { result }) => sum + result.wrong, 0);
     const turns = rounds.reduce((sum, { result }) => sum + result.turns, 0);
     return {
@@ -857,10 +858,7 @@ async function scenarioPipeline(options: Options): Promise<Row> {
       figure: `CPU ${fixed(cpu, 1)} us/turn`,
       detail:
         `median of ${PIPELINE_ROUNDS} rounds of ${PIPELINE_BATCHES} batches after ${warmRounds} warm-up rounds; CPU ${rounds.map(({ result, cpu: c }) => fixed((c.user + c.system) / result.turns, 1)).join(", ")} us/turn; ` +
-        `GC pauses ${fixed(
-          perTurn((c) => c.minorGc + c.majorGc),
-          1,
-        )} us/turn; ` +
+        `GC pauses ${fixed(gc, 1)} us/turn; ` +
         "llmqtt's own part of S1's CPU per turn: the same message path and history, without MQTT.js, the openai SDK, HTTP or sockets",
     };
   } finally {
