@@ -32,6 +32,8 @@ export interface PipelineRound {
 }
 
 const { settings: extra = {}, sessions: sessionCount } = childArgs<PipelineArgs>();
+/** A round takes well under a second; this is only a bound. */
+const ROUND_LIMIT_MS = 60_000;
 
 function lastUserText(request: ChatRequest): string {
   for (let i = request.messages.length - 1; i >= 0; i--) {
@@ -114,10 +116,14 @@ try {
   const project = projects.names[0]!;
   const inputTopic = `${project}/user_input`;
 
+  /** Set when a round has run out of time: replies still awaited count as wrong, and it ends. */
+  let expired = false;
+
   /** One session's turns in sequence, as S1's clients send them: the next once the reply is in. */
   const converse = async (sessionId: string, turns: number): Promise<number> => {
     let wrong = 0;
     for (let n = 0; n < turns; n++) {
+      if (expired) return wrong + turns - n;
       const message = `${sessionId} t${n}`;
       const reply = new Promise<string>((resolve) =>
         waiting.set(`${project}/assistant_response/${sessionId}`, resolve),
@@ -138,6 +144,13 @@ try {
        */
       round: async ({ turns, batches }: { turns: number; batches: number }): Promise<PipelineRound> => {
         const started = performance.now();
+        // A reply that never comes would otherwise hang the bench: the round ends, counting it wrong.
+        expired = false;
+        const watchdog = setTimeout(() => {
+          expired = true;
+          for (const deliver of waiting.values()) deliver("(no reply)");
+          waiting.clear();
+        }, ROUND_LIMIT_MS);
         let wrong = 0;
         for (let batch = 0; batch < batches; batch++) {
           const prefix = `p${round++}-`;
@@ -146,6 +159,7 @@ try {
           );
           wrong += wrongs.reduce((a, b) => a + b, 0);
         }
+        clearTimeout(watchdog);
         return { turns: batches * sessionCount * turns, wrong, wallMs: performance.now() - started };
       },
       stop: () => store.stop(),
