@@ -5,9 +5,10 @@
  * backend that answers on the next turn of the event loop and the publisher hands the reply
  * straight back. What S1 measures around it (MQTT.js, the openai SDK, HTTP, sockets) is left out,
  * and with it most of S1's run-to-run spread, so this figure moves when llmqtt's own code does.
+ * It includes this driver's own small share: building each payload, the stub's answer.
  */
 import { performance } from "node:perf_hooks";
-import type { ChatRequest, ChatResult, ModelBackend } from "../src/backends/types.js";
+import type { ChatResult } from "../src/backends/types.js";
 import { buildSettings, mergeInputs, type SettingsInput } from "../src/config/load.js";
 import { ProjectCatalog } from "../src/config/projects.js";
 import { createLogger } from "../src/observability/logger.js";
@@ -16,6 +17,8 @@ import { createPipeline } from "../src/pipeline.js";
 import { TurnScheduler } from "../src/scheduler/scheduler.js";
 import { createSessionStore } from "../src/sessions/createStore.js";
 import { SessionManager } from "../src/sessions/manager.js";
+import { stubBackend } from "../test/backends/helpers.js";
+import { lastUserText } from "../test/support/fakeModelServer.js";
 import { childArgs, failStart, serve } from "./ipc.js";
 
 export interface PipelineArgs {
@@ -35,35 +38,23 @@ const { settings: extra = {}, sessions: sessionCount } = childArgs<PipelineArgs>
 /** A round takes well under a second; this is only a bound. */
 const ROUND_LIMIT_MS = 60_000;
 
-function lastUserText(request: ChatRequest): string {
-  for (let i = request.messages.length - 1; i >= 0; i--) {
-    const message = request.messages[i]!;
-    if (message.role === "user") return message.content;
-  }
-  return "";
-}
-
 /** Answers as the bench's fake model server does (`reply to: <message>`), a loop turn later. */
-const instantModel: ModelBackend = {
-  name: "in-process stub",
-  start: async () => {},
-  stop: async () => {},
-  health: () => ({ healthy: true, slots: sessionCount }),
-  onHealthChange: () => {},
-  chat: (request) =>
+const instantModel = stubBackend(
+  "in-process stub",
+  (request) =>
     new Promise<ChatResult>((resolve) =>
       setImmediate(() => {
         request.onAnswered?.();
-        const text = `reply to: ${lastUserText(request)}`;
         resolve({
-          text,
+          text: `reply to: ${lastUserText(request)}`,
           toolCalls: [],
           finishReason: "stop",
           usage: { promptTokens: 50, completionTokens: 5 },
         });
       }),
     ),
-};
+  sessionCount,
+);
 
 try {
   const settings = buildSettings(
@@ -134,7 +125,7 @@ try {
     return wrong;
   };
 
-  let round = 0;
+  let batchesRun = 0;
   serve(
     {},
     {
@@ -153,7 +144,7 @@ try {
         }, ROUND_LIMIT_MS);
         let wrong = 0;
         for (let batch = 0; batch < batches; batch++) {
-          const prefix = `p${round++}-`;
+          const prefix = `p${batchesRun++}-`;
           const wrongs = await Promise.all(
             Array.from({ length: sessionCount }, (_, i) => converse(`${prefix}${i}`, turns)),
           );

@@ -2,7 +2,12 @@ import net from "node:net";
 import { pino } from "pino";
 import { ServerSettingsSchema, type ServerSettings } from "../../src/config/schema.js";
 import assert from "node:assert/strict";
-import { BackendError, type BackendErrorCode, type ChatRequest } from "../../src/backends/types.js";
+import {
+  BackendError,
+  type BackendErrorCode,
+  type ChatRequest,
+  type ModelBackend,
+} from "../../src/backends/types.js";
 
 export const silent = pino({ level: "silent" });
 
@@ -22,6 +27,18 @@ export function request(overrides: Partial<ChatRequest> = {}): ChatRequest {
     enableThinking: false,
     deadline: Date.now() + 5000,
     ...overrides,
+  };
+}
+
+/** An in-process model backend, always healthy with `slots` slots, answering with `chat`. */
+export function stubBackend(name: string, chat: ModelBackend["chat"], slots = 1): ModelBackend {
+  return {
+    name,
+    start: async () => {},
+    stop: async () => {},
+    health: () => ({ healthy: true, slots }),
+    onHealthChange: () => {},
+    chat,
   };
 }
 

@@ -4,9 +4,9 @@ import { pino, type Logger } from "pino";
 import { OpenAICompatibleBackend } from "../../src/backends/openaiBackend.js";
 import { BackendPool, type PoolOptions } from "../../src/backends/pool.js";
 import { createServerPool } from "../../src/backends/serverPool.js";
-import { BackendError, type BackendHealth, type ModelBackend } from "../../src/backends/types.js";
+import { BackendError, type BackendHealth } from "../../src/backends/types.js";
 import { FakeModelServer, type FakeModelServerOptions } from "../support/fakeModelServer.js";
-import { closedPort, eventually, failure, request, settings, silent } from "./helpers.js";
+import { closedPort, eventually, failure, request, settings, silent, stubBackend } from "./helpers.js";
 
 const fastRetry = { baseDelayMs: 5, maxDelayMs: 20 };
 
@@ -358,20 +358,13 @@ describe("BackendPool", () => {
     // A member that reports its answer in, then takes its time before chat() settles.
     const settles: (() => void)[] = [];
     let calls = 0;
-    const backend: ModelBackend = {
-      name: "slow-reader",
-      start: async () => {},
-      stop: async () => {},
-      health: () => ({ healthy: true, slots: 1 }),
-      onHealthChange: () => {},
-      chat: (req) => {
-        // The first call's answer is in; the second's is still being generated.
-        if (++calls === 1) queueMicrotask(() => req.onAnswered?.());
-        return new Promise((resolve) =>
-          settles.push(() => resolve({ text: "done", toolCalls: [], finishReason: "stop" })),
-        );
-      },
-    };
+    const backend = stubBackend("slow-reader", (req) => {
+      // The first call's answer is in; the second's is still being generated.
+      if (++calls === 1) queueMicrotask(() => req.onAnswered?.());
+      return new Promise((resolve) =>
+        settles.push(() => resolve({ text: "done", toolCalls: [], finishReason: "stop" })),
+      );
+    });
     const pool = new BackendPool([{ backend }], { defaultSlots: 1, logger: silent });
     let toldFirst = 0;
     const first = pool.chat(request({ onAnswered: () => (toldFirst++, false) }));

@@ -1,13 +1,13 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import type { ChatRequest, ModelBackend } from "../../src/backends/types.js";
+import type { ChatRequest } from "../../src/backends/types.js";
 import { ProjectCatalog } from "../../src/config/projects.js";
 import { TurnRunner } from "../../src/conversation/turnRunner.js";
 import type { TurnRequest } from "../../src/protocol/types.js";
 import { createSessionStore } from "../../src/sessions/createStore.js";
 import { SessionManager } from "../../src/sessions/manager.js";
 import { TokenEstimator } from "../../src/sessions/tokens.js";
-import { silent } from "../backends/helpers.js";
+import { silent, stubBackend } from "../backends/helpers.js";
 import { testSettings } from "../support/settings.js";
 
 describe("TurnRunner", () => {
@@ -24,18 +24,11 @@ describe("TurnRunner", () => {
       return commit(...args);
     };
     // As the embedded model is: it answers, and says nothing before chat() settles.
-    const backend: ModelBackend = {
-      name: "quiet",
-      start: async () => {},
-      stop: async () => {},
-      health: () => ({ healthy: true, slots: 1 }),
-      onHealthChange: () => {},
-      chat: async (request: ChatRequest) => {
-        events.push("answered");
-        assert.ok(request.onAnswered, "the turn offers its hook to the backend");
-        return { text: "hi there", toolCalls: [], finishReason: "stop" };
-      },
-    };
+    const backend = stubBackend("quiet", async (request: ChatRequest) => {
+      events.push("answered");
+      assert.ok(request.onAnswered, "the turn offers its hook to the backend");
+      return { text: "hi there", toolCalls: [], finishReason: "stop" };
+    });
     const runner = new TurnRunner({
       settings,
       projects,
