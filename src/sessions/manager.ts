@@ -1,5 +1,5 @@
 import type { ChatMessage } from "../backends/types.js";
-import { cloneRecord, copyMessage, freshMazeCounters, newSessionRecord } from "./record.js";
+import { changedRecord, cloneRecord, copyMessage, newSessionRecord, NO_MAZE_COUNTERS } from "./record.js";
 import {
   DELETE_SESSION,
   type MazeCounters,
@@ -85,12 +85,11 @@ export class SessionManager {
   ): Promise<boolean> {
     return this.changeExisting(key, (record) =>
       record.generation === generation
-        ? {
-            ...record,
+        ? changedRecord(record, {
             history: appendTurn(record.history, user, assistant),
             maze: maze ? { ...maze } : record.maze,
             lastActiveAt: this.now(),
-          }
+          })
         : undefined,
     );
   }
@@ -156,13 +155,13 @@ export class SessionManager {
 }
 
 function withPrompt(record: StoredSession, systemPrompt: string, reset: boolean): StoredSession {
-  const prompted = { ...record, systemPrompt };
+  const prompted = changedRecord(record, { systemPrompt });
   return reset ? resetTurns(prompted) : prompted;
 }
 
 /** Starts the session over: a turn opened before this can no longer commit. */
 function resetTurns(record: StoredSession): StoredSession {
-  return { ...record, history: [], maze: freshMazeCounters(), generation: record.generation + 1 };
+  return changedRecord(record, { history: [], maze: NO_MAZE_COUNTERS, generation: record.generation + 1 });
 }
 
 /** The history with one more turn; beyond MAX_STORED_MESSAGES the oldest whole pairs go. */

@@ -1,4 +1,3 @@
-import { sessionKeyString } from "./record.js";
 import {
   DELETE_SESSION,
   type SessionChange,
@@ -21,19 +20,22 @@ export interface MemorySessionStoreOptions {
 interface Entry {
   /** Shared with callers, never changed in place: an update replaces it. */
   record: StoredSession;
-  /** Last update (reads are updates that change nothing), by the store's clock; drives both LRU order and idle expiry. */
+  /** Last update (reads are updates that change nothing), by the store's clock: idle expiry. */
   usedAt: number;
+  /** Order of that update among all projects' sessions: which one the session limit drops. */
+  use: number;
 }
 
 /**
- * Sessions in process memory, bounded by count (LRU) and by idleness; lost on restart. The Map's
- * insertion order is the LRU order: every use deletes and re-inserts, so the oldest-used entry is
- * always first. Records are shared, not copied: StoredSession is read-only.
+ * Sessions in process memory, bounded by count (LRU) and by idleness; lost on restart. Each
+ * project's sessions are a Map by session id whose insertion order is their order of use: every
+ * use deletes and re-inserts, so a project's least recently used session is always first. A map
+ * per project rather than one keyed by project and id: no key string is built per update or kept
+ * per session, and listing a project needs no index of its own. Records are shared, not copied:
+ * StoredSession is read-only.
  */
 export class MemorySessionStore implements SessionStore {
-  private readonly entries = new Map<string, Entry>();
-  /** Session ids per project, so listing a project never scans the others. */
-  private readonly byProject = new Map<string, Set<string>>();
+  private readonly projects = new Map<string, Map<string, Entry>>();
   private readonly projectPrompts = new Map<string, string>();
   private readonly maxSessions: number;
   private readonly idleMs: number;
@@ -41,6 +43,8 @@ export class MemorySessionStore implements SessionStore {
   private readonly now: () => number;
   private readonly onEvict?: (key: SessionKey, reason: EvictionReason) => void;
   private sweepTimer?: NodeJS.Timeout;
+  private count = 0;
+  private uses = 0;
 
   constructor(options: MemorySessionStoreOptions) {
     this.maxSessions = options.maxSessions;
@@ -63,44 +67,40 @@ export class MemorySessionStore implements SessionStore {
 
   /** Synchronous inside, hence atomic: nothing else runs between the read and the write. */
   async update(key: SessionKey, change: SessionChange): Promise<StoredSession | undefined> {
-    const id = sessionKeyString(key);
+    const { project, sessionId } = key;
+    const sessions = this.projects.get(project);
     const now = this.now();
-    const entry = this.liveEntry(id, now);
+    const entry = sessions && this.liveEntry(sessions, sessionId, now);
     const next = change(entry?.record);
     if (next === undefined) return entry?.record;
     if (next === DELETE_SESSION) {
-      if (entry) this.remove(id, entry);
+      if (entry) this.remove(sessions!, sessionId);
       return undefined;
     }
     if (entry) {
       entry.record = next;
       return next;
     }
-    this.touch(id, { record: next, usedAt: now }, now);
-    let sessions = this.byProject.get(key.project);
-    if (!sessions) this.byProject.set(key.project, (sessions = new Set()));
-    sessions.add(key.sessionId);
-    while (this.entries.size > this.maxSessions) {
-      const [oldestId, oldest] = this.entries.entries().next().value!;
-      this.evict(oldestId, oldest, "lru");
-    }
+    this.touch(sessions ?? this.newProject(project), sessionId, { record: next, usedAt: now, use: 0 }, now);
+    this.count++;
+    while (this.count > this.maxSessions) this.evictLeastRecentlyUsed();
     return next;
   }
 
   async list(project: string): Promise<string[]> {
+    const sessions = this.projects.get(project);
+    if (!sessions) return [];
     const now = this.now();
     const ids: string[] = [];
-    for (const sessionId of this.byProject.get(project) ?? []) {
-      const id = sessionKeyString({ project, sessionId });
-      const entry = this.entries.get(id)!;
-      if (this.isIdle(entry, now)) this.evict(id, entry, "idle");
+    for (const [sessionId, entry] of sessions) {
+      if (this.isIdle(entry, now)) this.evict(sessions, sessionId, entry, "idle");
       else ids.push(sessionId);
     }
     return ids;
   }
 
   async size(): Promise<number> {
-    return this.entries.size;
+    return this.count;
   }
 
   async getProjectPrompt(project: string): Promise<string | undefined> {
@@ -115,24 +115,36 @@ export class MemorySessionStore implements SessionStore {
   sweep(): number {
     const now = this.now();
     let dropped = 0;
-    // Oldest-used first, so the first entry still in use ends the sweep.
-    for (const [id, entry] of this.entries) {
-      if (!this.isIdle(entry, now)) break;
-      this.evict(id, entry, "idle");
-      dropped++;
+    for (const sessions of this.projects.values()) {
+      // Oldest-used first, so the first session still in use ends the project's sweep.
+      for (const [sessionId, entry] of sessions) {
+        if (!this.isIdle(entry, now)) break;
+        this.evict(sessions, sessionId, entry, "idle");
+        dropped++;
+      }
     }
     return dropped;
   }
 
+  /**
+   * A map for the first session of a project. It stays when its sessions are gone: only turns and
+   * templates of the configured projects create sessions, and those few come back.
+   */
+  private newProject(project: string): Map<string, Entry> {
+    const sessions = new Map<string, Entry>();
+    this.projects.set(project, sessions);
+    return sessions;
+  }
+
   /** The entry, touched, unless missing or idle (then it is evicted). */
-  private liveEntry(id: string, now: number): Entry | undefined {
-    const entry = this.entries.get(id);
+  private liveEntry(sessions: Map<string, Entry>, sessionId: string, now: number): Entry | undefined {
+    const entry = sessions.get(sessionId);
     if (!entry) return undefined;
     if (this.isIdle(entry, now)) {
-      this.evict(id, entry, "idle");
+      this.evict(sessions, sessionId, entry, "idle");
       return undefined;
     }
-    this.touch(id, entry, now);
+    this.touch(sessions, sessionId, entry, now);
     return entry;
   }
 
@@ -140,22 +152,32 @@ export class MemorySessionStore implements SessionStore {
     return now - entry.usedAt > this.idleMs;
   }
 
-  private touch(id: string, entry: Entry, now: number): void {
+  private touch(sessions: Map<string, Entry>, sessionId: string, entry: Entry, now: number): void {
     entry.usedAt = now;
-    this.entries.delete(id);
-    this.entries.set(id, entry);
+    entry.use = ++this.uses;
+    sessions.delete(sessionId);
+    sessions.set(sessionId, entry);
   }
 
-  private evict(id: string, entry: Entry, reason: EvictionReason): void {
-    this.remove(id, entry);
-    this.onEvict?.({ project: entry.record.project, sessionId: entry.record.sessionId }, reason);
+  /** Over the session limit: the least recently used session of all goes, the first of some project. */
+  private evictLeastRecentlyUsed(): void {
+    let oldest: { sessions: Map<string, Entry>; sessionId: string; entry: Entry } | undefined;
+    for (const sessions of this.projects.values()) {
+      const first = sessions.entries().next();
+      if (first.done) continue;
+      const [sessionId, entry] = first.value;
+      if (!oldest || entry.use < oldest.entry.use) oldest = { sessions, sessionId, entry };
+    }
+    if (oldest) this.evict(oldest.sessions, oldest.sessionId, oldest.entry, "lru");
   }
 
-  private remove(id: string, entry: Entry): void {
-    this.entries.delete(id);
-    const { project, sessionId } = entry.record;
-    const sessions = this.byProject.get(project);
-    sessions?.delete(sessionId);
-    if (sessions?.size === 0) this.byProject.delete(project);
+  private evict(sessions: Map<string, Entry>, sessionId: string, entry: Entry, reason: EvictionReason): void {
+    this.remove(sessions, sessionId);
+    this.onEvict?.({ project: entry.record.project, sessionId }, reason);
+  }
+
+  private remove(sessions: Map<string, Entry>, sessionId: string): void {
+    sessions.delete(sessionId);
+    this.count--;
   }
 }

@@ -40,12 +40,12 @@ export type StoredSession = Readonly<Omit<SessionRecord, "history" | "maze">> & 
   readonly maze: Readonly<MazeCounters>;
 };
 
-/** Returned by a SessionChange to delete the session. */
 /** The store could not be reached (e.g. Redis down); the same request may succeed later. */
 export class SessionStoreUnavailable extends Error {
   override name = "SessionStoreUnavailable";
 }
 
+/** Returned by a SessionChange to delete the session. */
 export const DELETE_SESSION = Symbol("delete session");
 
 /**

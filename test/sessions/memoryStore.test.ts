@@ -15,11 +15,11 @@ function setup(options: { maxSessions?: number; idleTimeoutSec?: number; sweepIn
     now: () => clock.now,
     onEvict: (key: SessionKey, reason: EvictionReason) => evicted.push(`${key.sessionId}:${reason}`),
   });
-  const create = (sessionId: string) =>
-    store.update({ project: "p", sessionId }, (current) =>
-      current ? undefined : newSessionRecord({ project: "p", sessionId }, "prompt", clock.now),
+  const create = (sessionId: string, project = "p") =>
+    store.update({ project, sessionId }, (current) =>
+      current ? undefined : newSessionRecord({ project, sessionId }, "prompt", clock.now),
     );
-  const read = (sessionId: string) => store.update({ project: "p", sessionId }, () => undefined);
+  const read = (sessionId: string, project = "p") => store.update({ project, sessionId }, () => undefined);
   return { store, clock, evicted, create, read };
 }
 
@@ -37,17 +37,37 @@ describe("MemorySessionStore", () => {
     assert.deepEqual(evicted, ["a:lru", "b:idle"]);
   });
 
+  test("the session limit drops the least recently used of all projects, even within one clock tick", async () => {
+    const { store, evicted, create, read } = setup({ maxSessions: 3 });
+    await create("a", "p");
+    await create("b", "q");
+    await create("c", "p");
+    await read("a", "p");
+    await create("d", "r");
+    assert.deepEqual(evicted, ["b:lru"]);
+    await read("c", "p");
+    await create("e", "q");
+    assert.deepEqual(evicted, ["b:lru", "a:lru"]);
+    assert.deepEqual(await store.list("p"), ["c"]);
+    assert.deepEqual(await store.list("q"), ["e"]);
+    assert.deepEqual(await store.list("r"), ["d"]);
+    assert.equal(await store.size(), 3);
+  });
+
   test("sweep drops only idle sessions", async () => {
     const { store, clock, evicted, create, read } = setup({ idleTimeoutSec: 10 });
     await create("old");
     await create("used");
+    await create("other", "q");
     clock.now = 5_000;
     await create("new");
     await read("used");
     clock.now = 12_000;
-    assert.equal(store.sweep(), 1);
-    assert.deepEqual(evicted, ["old:idle"]);
+    assert.equal(store.sweep(), 2);
+    assert.deepEqual(evicted, ["old:idle", "other:idle"]);
     assert.deepEqual((await store.list("p")).sort(), ["new", "used"]);
+    assert.deepEqual(await store.list("q"), []);
+    assert.equal(await store.size(), 2);
   });
 
   test("start() sweeps on an unref'ed timer; stop() ends it", async (t) => {
