@@ -83,7 +83,7 @@ export class MemorySessionStore implements SessionStore {
     }
     this.touch(sessions ?? this.newProject(project), sessionId, { record: next, usedAt: now, use: 0 }, now);
     this.count++;
-    while (this.count > this.maxSessions) this.evictLeastRecentlyUsed();
+    while (this.count > this.maxSessions && this.evictLeastRecentlyUsed());
     return next;
   }
 
@@ -160,7 +160,7 @@ export class MemorySessionStore implements SessionStore {
   }
 
   /** Over the session limit: the least recently used session of all goes, the first of some project. */
-  private evictLeastRecentlyUsed(): void {
+  private evictLeastRecentlyUsed(): boolean {
     let oldest: { sessions: Map<string, Entry>; sessionId: string; entry: Entry } | undefined;
     for (const sessions of this.projects.values()) {
       const first = sessions.entries().next();
@@ -168,7 +168,9 @@ export class MemorySessionStore implements SessionStore {
       const [sessionId, entry] = first.value;
       if (!oldest || entry.use < oldest.entry.use) oldest = { sessions, sessionId, entry };
     }
-    if (oldest) this.evict(oldest.sessions, oldest.sessionId, oldest.entry, "lru");
+    if (!oldest) return false;
+    this.evict(oldest.sessions, oldest.sessionId, oldest.entry, "lru");
+    return true;
   }
 
   private evict(sessions: Map<string, Entry>, sessionId: string, entry: Entry, reason: EvictionReason): void {
