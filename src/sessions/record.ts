@@ -28,12 +28,17 @@ export function newSessionRecord(key: SessionKey, systemPrompt: string, now: num
   };
 }
 
+/** What a change to a session may replace; its identity and creation time stay. */
+export type RecordChange = Partial<
+  Pick<StoredSession, "systemPrompt" | "history" | "maze" | "generation" | "lastActiveAt">
+>;
+
 /**
  * A new record: `record` with `change` applied. Every field is written out in one literal, so V8
  * keeps all eight inside the object; a spread such as `{ ...record, history }` puts half of them
  * in a separate property array, 32 B more for every session kept.
  */
-export function changedRecord(record: StoredSession, change: Partial<StoredSession>): StoredSession {
+export function changedRecord(record: StoredSession, change: RecordChange): StoredSession {
   return {
     project: record.project,
     sessionId: record.sessionId,
