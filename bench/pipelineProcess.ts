@@ -98,7 +98,6 @@ try {
         const deliver = waiting.get(topic);
         waiting.delete(topic);
         deliver?.(payload);
-        return Promise.resolve(true);
       },
     },
     metrics,

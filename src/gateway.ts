@@ -111,7 +111,7 @@ export class Gateway {
       scheduler: this.scheduler,
       sessions: this.sessions,
       backend: this.backend,
-      publisher: { publish: (topic, payload, options) => this.transport.publish(topic, payload, options) },
+      publisher: { publish: (topic, payload, options) => this.transport.send(topic, payload, options) },
       metrics: this.metrics,
       logger,
       transcript: this.transcript,

@@ -13,9 +13,12 @@ import type { PublishOptions } from "../transport/mqttTransport.js";
 import { StreamBatcher } from "./streamBatcher.js";
 import type { TurnOutcome } from "./turnRunner.js";
 
-/** The one thing replies need from the transport. */
+/**
+ * The one thing replies need from the transport: a publish that nothing waits on (QoS 1 and the
+ * broker see to delivery; the transport logs a failure).
+ */
 export interface Publisher {
-  publish(topic: string, payload: string, options?: PublishOptions): Promise<boolean>;
+  publish(topic: string, payload: string, options?: PublishOptions): void;
 }
 
 /** Ids a failure names: a turn, a rejected intent, or just a session. */
@@ -47,16 +50,20 @@ export class ReplyPublisher {
   answer(turn: TurnRequest, outcome: TurnOutcome): void {
     if (!outcome.ok) return this.failure(turn.reply, outcome.error, turn);
     this.metrics.messagePublished(turn.project, "reply");
-    void this.transport.publish(turn.reply.topic, formatAnswer(turn, outcome), {
-      properties: this.properties(turn.reply, turn, "ok"),
-    });
+    this.transport.publish(
+      turn.reply.topic,
+      formatAnswer(turn, outcome),
+      this.replyOptions(turn.reply, turn, "ok"),
+    );
   }
 
   failure(target: ReplyTarget, error: GatewayError, ids: ReplyIds): void {
     this.metrics.messagePublished(ids.project, "error");
-    void this.transport.publish(target.topic, formatFailure(target, error, ids), {
-      properties: this.properties(target, ids, "error"),
-    });
+    this.transport.publish(
+      target.topic,
+      formatFailure(target, error, ids),
+      this.replyOptions(target, ids, "error"),
+    );
   }
 
   refusal(turn: TurnRequest, code: ErrorCode): void {
@@ -68,19 +75,19 @@ export class ReplyPublisher {
     const target = noticeTarget(project, sessionId);
     if (!target) return;
     this.metrics.messagePublished(project, "notice");
-    void this.transport.publish(target.topic, formatNotice(hint));
+    this.transport.publish(target.topic, formatNotice(hint));
   }
 
   /** Undefined when the turn did not ask to stream. */
   openStream(turn: TurnRequest): OpenStream | undefined {
     if (!turn.stream) return undefined;
     const topic = streamTopic(turn.reply.topic);
-    const properties = this.properties(turn.reply, turn, "ok");
+    const options = this.replyOptions(turn.reply, turn, "ok");
     const started = this.now();
     let ending: TurnOutcome | undefined;
     const publish = (payload: string) => {
       this.metrics.messagePublished(turn.project, "stream");
-      void this.transport.publish(topic, payload, { properties });
+      this.transport.publish(topic, payload, options);
     };
     const batcher = new StreamBatcher(
       {
@@ -107,8 +114,18 @@ export class ReplyPublisher {
   }
 
   /** MQTT 5 correlation data and user properties (C2); nothing to build on MQTT 3.1.1. */
-  private properties(target: ReplyTarget, ids: ReplyIds, status: "ok" | "error") {
+  private replyOptions(
+    target: ReplyTarget,
+    ids: ReplyIds,
+    status: "ok" | "error",
+  ): PublishOptions | undefined {
     if (!this.options.mqtt5) return undefined;
-    return replyProperties(target, { sessionId: ids.sessionId ?? "", requestId: ids.requestId }, status);
+    return {
+      properties: replyProperties(
+        target,
+        { sessionId: ids.sessionId ?? "", requestId: ids.requestId },
+        status,
+      ),
+    };
   }
 }

@@ -134,31 +134,44 @@ export class MqttTransport {
 
   /**
    * Never rejects: a failed publish is logged and reported as false. MQTT.js's callback rather
-   * than publishAsync: one promise per reply instead of three, held until the broker's PUBACK.
+   * than publishAsync: one promise per message instead of three, held until the broker's PUBACK.
    */
-  publish(topic: string, payload: string | Buffer, options: PublishOptions = {}): Promise<boolean> {
+  publish(topic: string, payload: string | Buffer, options?: PublishOptions): Promise<boolean> {
+    return new Promise((resolve) => this.send(topic, payload, options, resolve));
+  }
+
+  /**
+   * Publishes without a promise, for messages nothing waits on (replies: QoS 1 and the broker see
+   * to their delivery); a failure is logged, and `sent` told whether the message went.
+   */
+  send(
+    topic: string,
+    payload: string | Buffer,
+    options?: PublishOptions,
+    sent?: (ok: boolean) => void,
+  ): void {
     const client = this.client;
-    if (!client) return Promise.resolve(false);
-    return new Promise((resolve) => {
-      const done = (error?: Error): void => {
-        if (error) this.log.warn({ topic, err: error.message }, "publish failed");
-        resolve(!error);
-      };
-      try {
-        client.publish(
-          topic,
-          payload,
-          {
-            qos: options.qos ?? this.settings.qos,
-            retain: options.retain ?? false,
-            properties: options.properties,
-          },
-          done,
-        );
-      } catch (error) {
-        done(error as Error);
-      }
-    });
+    if (!client) return sent?.(false);
+    const done = (error?: Error): void => {
+      if (error) this.log.warn({ topic, err: error.message }, "publish failed");
+      sent?.(!error);
+    };
+    try {
+      client.publish(topic, payload, this.clientPublishOptions(options), done);
+    } catch (error) {
+      done(error as Error);
+    }
+  }
+
+  /**
+   * MQTT.js copies these over its defaults (`{ ...defaults, ...options }`); a key the defaults
+   * lack, such as `properties`, takes V8 off its fast path for that copy (~0.6 us a message), so
+   * it is passed only when there are properties to send.
+   */
+  private clientPublishOptions(options: PublishOptions = {}): IClientPublishOptions {
+    const qos = options.qos ?? this.settings.qos;
+    const retain = options.retain ?? false;
+    return options.properties ? { qos, retain, properties: options.properties } : { qos, retain };
   }
 
   async stop(): Promise<void> {
