@@ -7,6 +7,7 @@ import { MqttTransport } from "../../src/transport/mqttTransport.js";
 import { mosquittoAvailable, startMosquitto, type TestBroker } from "../support/brokers.js";
 import { captureLogs } from "../support/logCapture.js";
 import { testSettings } from "../support/settings.js";
+import { eventually } from "../support/wait.js";
 
 // CI installs Mosquitto, so there nothing is ever skipped.
 const NO_MOSQUITTO = mosquittoAvailable() || process.env.CI === "true" ? false : "mosquitto is not installed";
@@ -49,5 +50,26 @@ describe("MqttTransport.publish", { skip: NO_MOSQUITTO }, () => {
       await transport.stop();
     }
     assert.equal(await transport.publish("allowed/out", "after stop"), false);
+  });
+
+  test("send (replies: nothing awaits it) logs a refused message and tells its callback", async () => {
+    const logs = captureLogs("warn");
+    const transport = new MqttTransport(
+      { ...testSettings().mqtt, protocolVersion: 5 },
+      { logger: logs.logger, subscriptions: ["allowed/in"], onMessage: () => undefined },
+    );
+    await transport.start(broker.url);
+    const sent = (topic: string) =>
+      new Promise<boolean>((resolve) => transport.send(topic, "x", undefined, resolve));
+    try {
+      assert.deepEqual(await Promise.all([sent("allowed/out"), sent("denied/out")]), [true, false]);
+      const failure = logs.lines().find((line) => line.msg === "publish failed");
+      assert.equal(failure?.topic, "denied/out", logs.text());
+      transport.send("denied/out", "without a callback");
+      await eventually(() => logs.lines().filter((line) => line.msg === "publish failed").length === 2);
+    } finally {
+      await transport.stop();
+    }
+    assert.equal(await sent("allowed/out"), false);
   });
 });
