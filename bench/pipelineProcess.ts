@@ -94,7 +94,7 @@ try {
     sessions,
     backend: instantModel,
     publisher: {
-      publish: (topic, payload) => {
+      send: (topic, payload) => {
         const deliver = waiting.get(topic);
         waiting.delete(topic);
         deliver?.(payload);

@@ -111,7 +111,8 @@ export class Gateway {
       scheduler: this.scheduler,
       sessions: this.sessions,
       backend: this.backend,
-      publisher: { publish: (topic, payload, options) => this.transport.send(topic, payload, options) },
+      // The transport is made after the pipeline, whose dispatcher it feeds.
+      publisher: { send: (topic, payload, options) => this.transport.send(topic, payload, options) },
       metrics: this.metrics,
       logger,
       transcript: this.transcript,

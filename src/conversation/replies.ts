@@ -14,11 +14,11 @@ import { StreamBatcher } from "./streamBatcher.js";
 import type { TurnOutcome } from "./turnRunner.js";
 
 /**
- * The one thing replies need from the transport: a publish that nothing waits on (QoS 1 and the
- * broker see to delivery; the transport logs a failure).
+ * The one thing replies need from the transport (MqttTransport.send): a publish that nothing
+ * waits on (QoS 1 and the broker see to delivery; the transport logs a failure).
  */
 export interface Publisher {
-  publish(topic: string, payload: string, options?: PublishOptions): void;
+  send(topic: string, payload: string, options?: PublishOptions): void;
 }
 
 /** Ids a failure names: a turn, a rejected intent, or just a session. */
@@ -50,7 +50,7 @@ export class ReplyPublisher {
   answer(turn: TurnRequest, outcome: TurnOutcome): void {
     if (!outcome.ok) return this.failure(turn.reply, outcome.error, turn);
     this.metrics.messagePublished(turn.project, "reply");
-    this.transport.publish(
+    this.transport.send(
       turn.reply.topic,
       formatAnswer(turn, outcome),
       this.replyOptions(turn.reply, turn, "ok"),
@@ -59,7 +59,7 @@ export class ReplyPublisher {
 
   failure(target: ReplyTarget, error: GatewayError, ids: ReplyIds): void {
     this.metrics.messagePublished(ids.project, "error");
-    this.transport.publish(
+    this.transport.send(
       target.topic,
       formatFailure(target, error, ids),
       this.replyOptions(target, ids, "error"),
@@ -75,7 +75,7 @@ export class ReplyPublisher {
     const target = noticeTarget(project, sessionId);
     if (!target) return;
     this.metrics.messagePublished(project, "notice");
-    this.transport.publish(target.topic, formatNotice(hint));
+    this.transport.send(target.topic, formatNotice(hint));
   }
 
   /** Undefined when the turn did not ask to stream. */
@@ -87,7 +87,7 @@ export class ReplyPublisher {
     let ending: TurnOutcome | undefined;
     const publish = (payload: string) => {
       this.metrics.messagePublished(turn.project, "stream");
-      this.transport.publish(topic, payload, options);
+      this.transport.send(topic, payload, options);
     };
     const batcher = new StreamBatcher(
       {
