@@ -36,6 +36,7 @@ import type { FakeConfig, FakeInfo, FakeStats } from "./fakeServerProcess.js";
 import type { HandoffFigures, MemoryFigures, SessionFigures } from "./gatewayProcess.js";
 import type { PipelineArgs, PipelineRound } from "./pipelineProcess.js";
 import { Child, type ProcessUsage, type ProfileFiles } from "./ipc.js";
+import { processCpuMicros } from "./schedstat.js";
 import {
   closeClients,
   connectClients,
@@ -67,6 +68,8 @@ interface Options {
 interface Broker {
   name: string;
   url: string;
+  /** Its process, for CPU figures. */
+  pid(): number | undefined;
   stop(): Promise<void>;
 }
 
@@ -195,10 +198,10 @@ const moduleUrl = (name: string) => new URL(`./${name}`, import.meta.url);
 async function startBroker(name: string): Promise<Broker> {
   if (name === "mosquitto") {
     const broker = await startMosquitto();
-    return { name, url: broker.url, stop: () => broker.stop() };
+    return { name, url: broker.url, pid: () => broker.pid, stop: () => broker.stop() };
   }
   const child = await Child.start<{ url: string }>(moduleUrl("aedesProcess.js"), {});
-  return { name, url: child.info.url, stop: () => child.stop() };
+  return { name, url: child.info.url, pid: () => child.pid, stop: () => child.stop() };
 }
 
 /** --expose-gc for memory figures, and any --node-flags. */
@@ -379,23 +382,33 @@ async function slotCycle(env: Env, gateway: Child): Promise<string> {
 interface S1Run {
   r: TurnsResult;
   cpu: CpuFigures;
-  /** CPU time of the fake model server and of the load generator (this process) meanwhile, microseconds. */
-  others: { model: number; load: number };
+  /** CPU time of the fake model server, the broker and the load generator (this process) meanwhile, microseconds. */
+  others: { model: number; broker: number; load: number };
   /** Warm-up rounds before the process reached its steady state. */
   warmRounds: number;
 }
 
-/** One S1 batch: the CPU `child` used, and the model server's and the load generator's meanwhile. */
+/** One S1 batch: the CPU `child` used, and the model server's, the broker's and the load generator's meanwhile. */
 async function measureS1(
   env: Env,
   child: Child,
   run: () => Promise<TurnsResult>,
 ): Promise<Omit<S1Run, "warmRounds">> {
-  const [model0, load0] = [await env.fake.request<ProcessUsage>("cpu"), process.cpuUsage()];
+  const brokerCpu = () => processCpuMicros(env.broker.pid());
+  const [model0, broker0, load0] = [
+    await env.fake.request<ProcessUsage>("cpu"),
+    brokerCpu(),
+    process.cpuUsage(),
+  ];
   const { result, cpu } = await withCpu(child, run);
-  const [model1, load1] = [await env.fake.request<ProcessUsage>("cpu"), process.cpuUsage(load0)];
+  const [model1, broker1, load1] = [
+    await env.fake.request<ProcessUsage>("cpu"),
+    brokerCpu(),
+    process.cpuUsage(load0),
+  ];
   const others = {
     model: cpuTime(model1.resources) - cpuTime(model0.resources),
+    broker: broker1 - broker0,
     load: load1.user + load1.system,
   };
   return { r: result, cpu, others };
@@ -485,7 +498,8 @@ async function scenario1(env: Env): Promise<Row[]> {
     `median batch of ${list.length} (${rates(list)}); ${cpuText(typical(list))}; ` +
     `median over all batches: CPU ${fixed(medianCpu(list))} us/turn, ` +
     `GC ${fixed(median(list.map((x) => perTurn(x, x.cpu.minorGc + x.cpu.majorGc))))} us/turn; ` +
-    `meanwhile the model server used ${fixed(median(list.map((x) => perTurn(x, x.others.model))))} us CPU/turn ` +
+    `meanwhile the model server used ${fixed(median(list.map((x) => perTurn(x, x.others.model))))} us CPU/turn, ` +
+    `the broker ${fixed(median(list.map((x) => perTurn(x, x.others.broker))))} ` +
     `and the load generator ${fixed(median(list.map((x) => perTurn(x, x.others.load))))}`;
   const l = typical(batches.llmqtt);
   const b = typical(batches.bare);
@@ -495,13 +509,17 @@ async function scenario1(env: Env): Promise<Row[]> {
   const against = (other: S1Run[]) => {
     const ratios = batches.llmqtt.map((x, i) => rate(x) / rate(other[i]!));
     const cpuRatios = batches.llmqtt.map((x, i) => cpuPerTurn(x) / cpuPerTurn(other[i]!));
+    const brokerRatios = batches.llmqtt.map(
+      (x, i) => perTurn(x, x.others.broker) / perTurn(other[i]!, other[i]!.others.broker),
+    );
     const best = Math.max(...batches.llmqtt.map(rate)) / Math.max(...other.map(rate));
     return {
       ratio: median(ratios),
       detail:
         `median of ${ratios.length} paired batches (${S1_TRIOS} process trios x ${S1_BATCHES} batches); ` +
         `paired ratios ${ratios.map((x) => fixed(x, 2)).join(", ")}; best vs best ${fixed(best, 2)}; ` +
-        `llmqtt used ${fixed(median(cpuRatios), 2)}x its CPU per turn (median of pairs)`,
+        `llmqtt used ${fixed(median(cpuRatios), 2)}x its CPU per turn and the broker ` +
+        `${fixed(median(brokerRatios), 2)}x as much for llmqtt's turns (medians of pairs)`,
     };
   };
   const plain = against(batches.bare);

@@ -55,6 +55,8 @@ export interface MosquittoOptions {
 export interface RestartableBroker extends TestBroker {
   /** Starts it again on the same port with the same config (after stop()). */
   restart(): Promise<void>;
+  /** The broker's process while it runs (the bench reads its CPU time). */
+  readonly pid: number | undefined;
 }
 
 /** Real Mosquitto on a free loopback port, with a config of our own (no system service needed). */
@@ -91,6 +93,9 @@ export async function startMosquitto(options: MosquittoOptions = {}): Promise<Re
     url: `${options.scheme ?? "mqtt"}://127.0.0.1:${chosen}`,
     port: chosen,
     restart: launch,
+    get pid() {
+      return child.exitCode === null ? child.pid : undefined;
+    },
     stop: () =>
       new Promise<void>((resolve) => {
         if (child.exitCode !== null) return resolve();
