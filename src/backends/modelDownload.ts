@@ -65,7 +65,7 @@ export async function downloadVerified(
       if (attempt >= attempts) {
         throw new DownloadError(
           `downloading ${file.url} failed ${attempts} times (${errorText(err)}); ` +
-            `start again to resume from ${part}`,
+            "the next start resumes it",
           { cause: err },
         );
       }
@@ -105,7 +105,12 @@ async function fetchOnce(file: ExpectedFile, part: string, options: DownloadOpti
       }
       throw new DownloadError(text);
     }
-    if (offset > 0 && !resumesAt(response, offset)) offset = 0; // the server sent the whole file again
+    if (response.status === 206 && !resumesAt(response, offset)) {
+      await response.body.cancel();
+      await rm(part, { force: true });
+      throw new Error(`${file.url} answered a range other than the one asked for`);
+    }
+    if (response.status !== 206) offset = 0; // the server sent the whole file again
     checkLength(response, file, offset);
     options.progress.begin(file.bytes, offset);
     let received = offset;
@@ -133,7 +138,7 @@ async function fetchOnce(file: ExpectedFile, part: string, options: DownloadOpti
 
 function resumesAt(response: Response, offset: number): boolean {
   const range = /^bytes (\d+)-/.exec(response.headers.get("content-range") ?? "");
-  return response.status === 206 && range !== null && Number(range[1]) === offset;
+  return range !== null && Number(range[1]) === offset;
 }
 
 /** A server offering another size serves another file: fail before writing any of it. */

@@ -147,11 +147,16 @@ async function cachedOrDownloaded(model: CatalogModel, options: ModelFileOptions
     options.interactive && options.terminal
       ? terminalProgress(options.terminal, model.file)
       : logProgress(logger, model.file);
-  await downloadVerified({ url, bytes: model.bytes, sha256: model.sha256 }, destination, {
-    progress,
-    ...(options.signal ? { signal: options.signal } : {}),
-    ...options.download,
-  });
+  try {
+    await downloadVerified({ url, bytes: model.bytes, sha256: model.sha256 }, destination, {
+      progress,
+      ...(options.signal ? { signal: options.signal } : {}),
+      ...options.download,
+    });
+  } catch (err) {
+    if (!options.signal?.aborted) throw err;
+    throw new Error(`download of model ${model.alias} stopped; the next start resumes it`, { cause: err });
+  }
   logger.info(
     { model: model.alias, file: destination, downloadMs: Date.now() - startedAt },
     `downloaded model ${model.alias}, checksum verified`,

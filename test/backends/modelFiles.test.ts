@@ -2,7 +2,7 @@ import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { existsSync } from "node:fs";
-import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -17,6 +17,7 @@ import {
 } from "../../src/backends/modelFiles.js";
 import { captureLogs } from "../support/logCapture.js";
 import { startModelFileServer, type ModelFileServer } from "../support/modelFileServer.js";
+import { eventually } from "../support/wait.js";
 import { request, silent } from "./helpers.js";
 
 // Downloads go to a local HTTP server serving the tiny test model: nothing leaves the machine.
@@ -185,29 +186,46 @@ describe("downloading a model alias", () => {
     assert.ok(resumedAt > 0 && resumedAt <= cutAt, `resumed at ${resumedAt}`);
   });
 
-  test("a partial file left by an earlier start is continued, not fetched again", async () => {
+  test("a connection that stops delivering is dropped and resumed", async () => {
     await clearCache();
-    await writeFile(`${cached()}.part`, tinyBytes.subarray(0, 500_000));
-    const server = await serve();
-    assert.equal(await resolveModelFile("tiny-qwen3", optionsFor(server)), cached());
+    const server = await serve(tinyBytes, { holdFirstAt: 300_000 });
+    const options = optionsFor(server, { download: { ...FAST, stallTimeoutMs: 300 } });
+    assert.equal(await resolveModelFile("tiny-qwen3", options), cached());
     assert.deepEqual(await readFile(cached()), tinyBytes);
     assert.deepEqual(
       server.requests.map((r) => r.range),
-      ["bytes=500000-"],
+      [undefined, "bytes=300000-"],
     );
   });
 
-  test("a server that ignores Range sends the whole file again, which replaces the partial one", async () => {
+  test("stopping llmqtt stops a download and keeps the partial file for the next start", async () => {
     await clearCache();
-    await writeFile(`${cached()}.part`, Buffer.alloc(500_000, 7));
-    const server = await serve(tinyBytes, { ignoreRange: true });
-    assert.equal(await resolveModelFile("tiny-qwen3", optionsFor(server)), cached());
-    assert.deepEqual(await readFile(cached()), tinyBytes);
-    assert.deepEqual(
-      server.requests.map((r) => r.range),
-      ["bytes=500000-"],
-    );
+    const server = await serve(tinyBytes, { holdFirstAt: 300_000 });
+    const stopping = new AbortController();
+    const download = resolveModelFile("tiny-qwen3", optionsFor(server, { signal: stopping.signal }));
+    const part = `${cached()}.part`;
+    await eventually(async () => (await stat(part).catch(() => undefined))?.size === 300_000);
+    stopping.abort(new Error("stopping"));
+    await assert.rejects(download, /download of model tiny-qwen3 stopped; the next start resumes it/);
+    assert.equal((await stat(part)).size, 300_000);
+    assert.equal(existsSync(cached()), false);
   });
+
+  // A server with Range support continues the partial file; one without sends the whole file again.
+  for (const ignoreRange of [false, true]) {
+    test(`a partial file left by an earlier start is ${ignoreRange ? "replaced" : "continued"} (ignoreRange: ${ignoreRange})`, async () => {
+      await clearCache();
+      const partial = ignoreRange ? Buffer.alloc(500_000, 7) : tinyBytes.subarray(0, 500_000);
+      await writeFile(`${cached()}.part`, partial);
+      const server = await serve(tinyBytes, { ignoreRange });
+      assert.equal(await resolveModelFile("tiny-qwen3", optionsFor(server)), cached());
+      assert.deepEqual(await readFile(cached()), tinyBytes);
+      assert.deepEqual(
+        server.requests.map((r) => r.range),
+        ["bytes=500000-"],
+      );
+    });
+  }
 
   test("a missing file (HTTP 404) fails at once, without retrying", async () => {
     await clearCache();
@@ -229,6 +247,19 @@ describe("downloading a model alias", () => {
     );
     assert.equal(server.requests.length, 0);
     assert.deepEqual(await readdir(cacheDir), []);
+  });
+
+  test("the backend refuses to start rather than download without consent", async () => {
+    await clearCache();
+    const server = await serve();
+    const backend = new LlamaCppBackend(
+      { modelPath: "tiny-qwen3", modelCacheDir: cacheDir, hfEndpoint: server.url },
+      silent,
+      { modelFiles: { catalog: [TINY_MODEL], interactive: false } },
+    );
+    await assert.rejects(backend.start(), /not started from a terminal; allow it with --allow-download/);
+    assert.equal(backend.health().healthy, false);
+    assert.equal(server.requests.length, 0);
   });
 
   test("a name that is neither a file nor an alias lists the aliases", async () => {

@@ -10,6 +10,8 @@ export interface SeenRequest {
 export interface ModelFileServerOptions {
   /** Cut the connection of the first full-file response after this many body bytes. */
   cutFirstAt?: number;
+  /** Send this many body bytes of the first full-file response, then nothing more. */
+  holdFirstAt?: number;
   /** Answer Range requests with the whole file (200), like a server without range support. */
   ignoreRange?: boolean;
   /** Answer every request with this status and no body. */
@@ -32,7 +34,7 @@ export async function startModelFileServer(
   options: ModelFileServerOptions = {},
 ): Promise<ModelFileServer> {
   const requests: SeenRequest[] = [];
-  let cutDone = false;
+  let firstDone = false;
   const server = createServer((req: IncomingMessage, res: ServerResponse) => {
     const range = req.headers.range;
     requests.push({ path: req.url ?? "", range });
@@ -54,9 +56,12 @@ export async function startModelFileServer(
       return;
     }
     res.writeHead(200, { "Content-Length": body.length, "Accept-Ranges": "bytes" });
-    if (options.cutFirstAt !== undefined && !cutDone) {
-      cutDone = true;
-      res.write(body.subarray(0, options.cutFirstAt), () => res.destroy());
+    const firstAt = options.cutFirstAt ?? options.holdFirstAt;
+    if (firstAt !== undefined && !firstDone) {
+      firstDone = true;
+      res.write(body.subarray(0, firstAt), () => {
+        if (options.cutFirstAt !== undefined) res.destroy();
+      });
       return;
     }
     res.end(body);
