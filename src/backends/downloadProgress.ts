@@ -4,6 +4,8 @@ import type { Logger } from "pino";
 export interface DownloadProgress {
   begin(totalBytes: number, alreadyBytes: number): void;
   advance(receivedBytes: number): void;
+  /** The download finished or failed. */
+  end(): void;
 }
 
 export interface TerminalStream {
@@ -20,6 +22,7 @@ export function terminalProgress(stream: TerminalStream, label: string, now = Da
   let drawnAt = 0;
   let startedAt = 0;
   let startBytes = 0;
+  let lineOpen = false;
   const draw = (received: number) => {
     const share = total > 0 ? received / total : 0;
     const filled = Math.round(share * BAR_WIDTH);
@@ -30,7 +33,7 @@ export function terminalProgress(stream: TerminalStream, label: string, now = Da
       `${Math.floor(share * 100)}% ${megabytes(received)}/${megabytes(total)} MB ${megabytes(speed)} MB/s`;
     const width = stream.columns ?? 80;
     stream.write(`\r${line.slice(0, width - 1).padEnd(width - 1)}`);
-    if (received >= total) stream.write("\n");
+    lineOpen = true;
   };
   return {
     begin(totalBytes, alreadyBytes) {
@@ -45,6 +48,11 @@ export function terminalProgress(stream: TerminalStream, label: string, now = Da
       if (received < total && at - drawnAt < REDRAW_MS) return;
       drawnAt = at;
       draw(received);
+    },
+    // Whatever is written next (the error of a failed download, a log line) starts on a line of its own.
+    end() {
+      if (lineOpen) stream.write("\n");
+      lineOpen = false;
     },
   };
 }
@@ -69,6 +77,7 @@ export function logProgress(logger: Logger, label: string): DownloadProgress {
         `downloading ${label}: ${tenth * 10}% (${megabytes(received)}/${megabytes(total)} MB)`,
       );
     },
+    end() {},
   };
 }
 

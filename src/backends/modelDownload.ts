@@ -45,13 +45,31 @@ export async function downloadVerified(
   options: DownloadOptions,
 ): Promise<void> {
   const part = `${destination}.part`;
+  try {
+    await fetchWithRetries(file, part, options);
+  } finally {
+    options.progress.end();
+  }
+  const digest = await sha256Of(part);
+  if (digest !== file.sha256) {
+    await rm(part, { force: true });
+    throw new DownloadError(
+      `checksum mismatch for ${file.url}: expected sha256 ${file.sha256}, got ${digest}; ` +
+        "the downloaded file was deleted",
+    );
+  }
+  await rename(part, destination);
+}
+
+/** Until `part` holds `file.bytes` bytes: a request, and after a failure that may pass, another. */
+async function fetchWithRetries(file: ExpectedFile, part: string, options: DownloadOptions): Promise<void> {
   const attempts = options.attempts ?? 5;
   let delayMs = options.retryDelayMs ?? 1000;
   for (let attempt = 1; ; attempt++) {
     options.signal?.throwIfAborted();
     try {
       const received = await fetchOnce(file, part, options);
-      if (received === file.bytes) break;
+      if (received === file.bytes) return;
       if (received > file.bytes) {
         await rm(part, { force: true });
         throw new DownloadError(
@@ -73,15 +91,6 @@ export async function downloadVerified(
     await sleep(delayMs, undefined, { signal: options.signal });
     delayMs *= 2;
   }
-  const digest = await sha256Of(part);
-  if (digest !== file.sha256) {
-    await rm(part, { force: true });
-    throw new DownloadError(
-      `checksum mismatch for ${file.url}: expected sha256 ${file.sha256}, got ${digest}; ` +
-        "the downloaded file was deleted",
-    );
-  }
-  await rename(part, destination);
 }
 
 /** One HTTP request, continuing `part` if it holds a prefix. Returns the bytes `part` then holds. */
