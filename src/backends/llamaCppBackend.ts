@@ -15,8 +15,8 @@ import {
   type RuntimeSettings,
 } from "./llamaCppRuntime.js";
 import { SlotPool } from "./llamaCppSlots.js";
-import { DEFAULT_HF_ENDPOINT, resolveModelFile, type ModelFileOptions } from "./modelFiles.js";
 import { TurnControl } from "./llamaCppTurn.js";
+import { DEFAULT_HF_ENDPOINT, resolveModelFile, type ModelFileOptions } from "./modelFiles.js";
 import {
   BackendError,
   type BackendHealth,
@@ -96,7 +96,6 @@ export class LlamaCppBackend implements ModelBackend {
       hfEndpoint: options.hfEndpoint ?? (process.env["HF_ENDPOINT"] || DEFAULT_HF_ENDPOINT),
     };
     this.allowDownload = options.allowDownload;
-
     this.now = hooks.now ?? Date.now;
     this.name = `llama.cpp:${isRemoteModel(options.modelPath) ? options.modelPath : path.basename(options.modelPath)}`;
     this.monitor = new HealthMonitor(async () => this.state, {
@@ -109,8 +108,8 @@ export class LlamaCppBackend implements ModelBackend {
   /**
    * Loads the model, downloading it first if it is an alias not yet in the cache. Throws only for
    * what the user must fix before anything can work: a missing model file, a download that was not
-   * allowed or failed, node-llama-cpp not installed. A model that fails
-   * to load leaves the backend unhealthy, with the reason in its health detail and the log.
+   * allowed or failed, node-llama-cpp not installed. A model that fails to load leaves the backend
+   * unhealthy, with the reason in its health detail and the log.
    */
   start(): Promise<void> {
     this.starting ??= this.load().finally(() => {
@@ -161,7 +160,7 @@ export class LlamaCppBackend implements ModelBackend {
         allowDownload: this.allowDownload,
         interactive: Boolean(process.stdin.isTTY && process.stderr.isTTY),
         terminal: process.stderr,
-        hfEndpoint: this.settings.hfEndpoint ?? DEFAULT_HF_ENDPOINT,
+        hfEndpoint: this.settings.hfEndpoint,
         logger: this.logger,
         signal: this.loading.signal,
         ...this.hooks.modelFiles,

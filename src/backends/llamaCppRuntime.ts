@@ -83,7 +83,7 @@ export interface RuntimeSettings {
   gpu: false | "auto";
   modelCacheDir: string;
   /** Hugging Face or a mirror, for `hf:` models. */
-  hfEndpoint?: string;
+  hfEndpoint: string;
 }
 
 /** A loaded model with one context holding `slots` sequences, and its chat templates. */
@@ -110,7 +110,7 @@ export async function loadRuntime(
       directory: settings.modelCacheDir,
       download: "auto",
       cli: false,
-      ...(settings.hfEndpoint ? { endpoints: { huggingFace: settings.hfEndpoint } } : {}),
+      endpoints: { huggingFace: settings.hfEndpoint },
     }));
   const llama = await lib.getLlama({
     gpu: settings.gpu,
