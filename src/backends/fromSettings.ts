@@ -20,13 +20,14 @@ export function createModelPool(settings: Settings, logger: Logger): BackendPool
 
 /** `--model`: llama.cpp inside this process; node-llama-cpp is loaded only when this is used. */
 function inProcessModel(settings: Settings, logger: Logger): ModelBackend | undefined {
-  const { path, slots, contextSize, threads, gpu, allowDownload, cacheDir } = settings.model;
+  const { path, slots, contextSize, threads, gpu, allowDownload, cacheDir, hfEndpoint } = settings.model;
   if (!path) return undefined;
   return new LlamaCppBackend(
     {
       modelPath: path,
       slots,
-      allowDownload,
+      ...(allowDownload !== undefined ? { allowDownload } : {}),
+      ...(hfEndpoint ? { hfEndpoint } : {}),
       gpu: gpu === "auto" ? "auto" : false,
       ...(contextSize ? { contextSize } : {}),
       ...(threads ? { threads } : {}),

@@ -4,7 +4,6 @@ import type { Logger } from "pino";
 import { HealthMonitor } from "./health.js";
 import { generate, planTurn } from "./llamaCppGenerate.js";
 import {
-  checkModelPath,
   defaultModelCacheDir,
   defaultThreads,
   disposeRuntime,
@@ -17,6 +16,7 @@ import {
 } from "./llamaCppRuntime.js";
 import { SlotPool } from "./llamaCppSlots.js";
 import { TurnControl } from "./llamaCppTurn.js";
+import { DEFAULT_HF_ENDPOINT, resolveModelFile, type ModelFileOptions } from "./modelFiles.js";
 import {
   BackendError,
   type BackendHealth,
@@ -28,7 +28,10 @@ import {
 export { defaultThreads, INSTALL_HINT } from "./llamaCppRuntime.js";
 
 export interface LlamaCppOptions {
-  /** A local .gguf file, or `hf:<user>/<repo>/<file>` (or an https URL) when `allowDownload` is set. */
+  /**
+   * A local .gguf file, an alias from MODEL_CATALOG (downloaded into the model cache once), or
+   * `hf:<user>/<repo>/<file>` (or an https URL) when `allowDownload` is set.
+   */
   modelPath: string;
   /** Parallel sequences (conversations generated at once); default 1. */
   slots?: number;
@@ -38,8 +41,13 @@ export interface LlamaCppOptions {
   threads?: number;
   /** Default false (CPU only); "auto" lets node-llama-cpp use a prebuilt CUDA/Vulkan/Metal binary. */
   gpu?: false | "auto";
-  /** Allow downloading an `hf:`/URL model at start; default false. */
+  /**
+   * true: download what is missing; false: never download. Unset: an alias downloads when started
+   * from a terminal, an `hf:`/URL model does not.
+   */
   allowDownload?: boolean;
+  /** Hugging Face or a mirror; default $HF_ENDPOINT, else https://huggingface.co. */
+  hfEndpoint?: string;
   /** Where downloaded models are kept; default `$XDG_CACHE_HOME/llmqtt/models` (~/.cache/…). */
   modelCacheDir?: string;
 }
@@ -49,6 +57,8 @@ export interface LlamaCppBackendHooks {
   importNodeLlamaCpp?: () => Promise<unknown>;
   /** Clock for deadlines, epoch milliseconds. */
   now?: () => number;
+  /** Download settings: started from a terminal or not, the catalog, retries (tests). */
+  modelFiles?: Partial<Pick<ModelFileOptions, "interactive" | "terminal" | "catalog" | "download">>;
 }
 
 // The model does not change while loaded; probing only re-reports the state and never wakes the process.
@@ -58,7 +68,8 @@ const HEALTH_INTERVAL_MS = 60_000;
 export class LlamaCppBackend implements ModelBackend {
   readonly name: string;
   private readonly settings: RuntimeSettings;
-  private readonly allowDownload: boolean;
+  private readonly allowDownload: boolean | undefined;
+  private loading: AbortController | undefined;
   private readonly monitor: HealthMonitor;
   private readonly now: () => number;
   private state: BackendHealth = { healthy: false, detail: "model not loaded yet" };
@@ -82,8 +93,9 @@ export class LlamaCppBackend implements ModelBackend {
       threads: options.threads ?? defaultThreads(),
       gpu: options.gpu ?? false,
       modelCacheDir: options.modelCacheDir ?? defaultModelCacheDir(),
+      hfEndpoint: options.hfEndpoint ?? (process.env["HF_ENDPOINT"] || DEFAULT_HF_ENDPOINT),
     };
-    this.allowDownload = options.allowDownload ?? false;
+    this.allowDownload = options.allowDownload;
     this.now = hooks.now ?? Date.now;
     this.name = `llama.cpp:${isRemoteModel(options.modelPath) ? options.modelPath : path.basename(options.modelPath)}`;
     this.monitor = new HealthMonitor(async () => this.state, {
@@ -94,9 +106,10 @@ export class LlamaCppBackend implements ModelBackend {
   }
 
   /**
-   * Loads the model. Throws only for what the user must fix before anything can work: a missing
-   * model file, a download that was not allowed, node-llama-cpp not installed. A model that fails
-   * to load leaves the backend unhealthy, with the reason in its health detail and the log.
+   * Loads the model, downloading it first if it is an alias not yet in the cache. Throws only for
+   * what the user must fix before anything can work: a missing model file, a download that was not
+   * allowed or failed, node-llama-cpp not installed. A model that fails to load leaves the backend
+   * unhealthy, with the reason in its health detail and the log.
    */
   start(): Promise<void> {
     this.starting ??= this.load().finally(() => {
@@ -107,7 +120,7 @@ export class LlamaCppBackend implements ModelBackend {
 
   private async load(): Promise<void> {
     if (this.runtime) return;
-    const localPath = await checkModelPath(this.settings.modelPath, this.allowDownload);
+    const localPath = await this.resolveModelFile();
     const lib = await importNodeLlamaCpp(this.hooks.importNodeLlamaCpp);
     const startedAt = Date.now();
     try {
@@ -139,8 +152,30 @@ export class LlamaCppBackend implements ModelBackend {
     await this.monitor.start();
   }
 
-  /** Unloads the model; calls still waiting for a slot fail, generations in progress are cut off. */
+  private async resolveModelFile(): Promise<string | undefined> {
+    this.loading = new AbortController();
+    try {
+      return await resolveModelFile(this.settings.modelPath, {
+        cacheDir: this.settings.modelCacheDir,
+        allowDownload: this.allowDownload,
+        interactive: Boolean(process.stdin.isTTY && process.stderr.isTTY),
+        terminal: process.stderr,
+        hfEndpoint: this.settings.hfEndpoint,
+        logger: this.logger,
+        signal: this.loading.signal,
+        ...this.hooks.modelFiles,
+      });
+    } finally {
+      this.loading = undefined;
+    }
+  }
+
+  /**
+   * Unloads the model; calls still waiting for a slot fail, generations in progress are cut off.
+   * A download still running stops (its partial file stays for the next start to resume).
+   */
   async stop(): Promise<void> {
+    this.loading?.abort(new Error("llmqtt is stopping"));
     this.monitor.stop();
     const runtime = this.runtime;
     if (!runtime) return;

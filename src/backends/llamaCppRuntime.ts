@@ -82,6 +82,8 @@ export interface RuntimeSettings {
   threads: number;
   gpu: false | "auto";
   modelCacheDir: string;
+  /** Hugging Face or a mirror, for `hf:` models. */
+  hfEndpoint: string;
 }
 
 /** A loaded model with one context holding `slots` sequences, and its chat templates. */
@@ -108,6 +110,7 @@ export async function loadRuntime(
       directory: settings.modelCacheDir,
       download: "auto",
       cli: false,
+      endpoints: { huggingFace: settings.hfEndpoint },
     }));
   const llama = await lib.getLlama({
     gpu: settings.gpu,

@@ -85,10 +85,10 @@ const FLAGS: FlagSpec[] = [
       "model calls in flight at once; default: the server's total_slots from /props, else 4 (alias: --num-workers)",
   },
   {
-    flags: "--model <file.gguf>",
+    flags: "--model <file.gguf|alias>",
     path: "model.path",
     description:
-      "run this GGUF model inside llmqtt (node-llama-cpp) instead of using a model server; hf:<user>/<repo>/<file> with --allow-download",
+      "run this model inside llmqtt (node-llama-cpp) instead of using a model server: a .gguf file, an alias llmqtt downloads (qwen3-0.6b, qwen3-0.6b-q4, qwen3-1.7b, qwen3-1.7b-q8), or hf:<user>/<repo>/<file> with --allow-download",
   },
   {
     flags: "--model-slots <n>",
@@ -117,12 +117,19 @@ const FLAGS: FlagSpec[] = [
     flags: "--allow-download [bool]",
     path: "model.allowDownload",
     parse: parseBoolean,
-    description: "let --model hf:... download the file (default: false)",
+    description:
+      "true: download a missing model (aliases and hf:); false: never download (default: an alias downloads when started from a terminal)",
   },
   {
     flags: "--model-cache-dir <dir>",
     path: "model.cacheDir",
     description: "where downloaded models are kept (default: ~/.cache/llmqtt/models)",
+  },
+  {
+    flags: "--model-hf-endpoint <url>",
+    path: "model.hfEndpoint",
+    description:
+      "Hugging Face or a mirror of it, for downloads (default: $HF_ENDPOINT, else https://huggingface.co)",
   },
   {
     flags: "--temperature <t>",

@@ -103,8 +103,14 @@ export const BackendEntrySchema = z.strictObject({
 
 /** A model run inside llmqtt by node-llama-cpp instead of a model server. */
 export const ModelSettingsSchema = z.strictObject({
-  /** GGUF file, or `hf:<user>/<repo>/<file>` (downloads only with allowDownload). */
-  path: z.string().min(1).optional(),
+  /** GGUF file, a model alias (qwen3-0.6b, ...), or `hf:<user>/<repo>/<file>`. */
+  path: z
+    .string()
+    .min(1)
+    .optional()
+    .describe(
+      "run this model inside llmqtt: a .gguf file, an alias llmqtt downloads (qwen3-0.6b, qwen3-0.6b-q4, qwen3-1.7b, qwen3-1.7b-q8), or hf:<user>/<repo>/<file>",
+    ),
   /** Parallel sequences (turns answered at once). */
   slots: positiveInt.default(1),
   /** Context tokens per sequence; default: min(4096, the model's training context). */
@@ -112,8 +118,23 @@ export const ModelSettingsSchema = z.strictObject({
   /** CPU threads; default: half the logical CPUs (the library's default is far slower on small machines). */
   threads: positiveInt.optional(),
   gpu: z.enum(["off", "auto"]).default("off"),
-  allowDownload: z.boolean().default(false),
-  cacheDir: z.string().optional(),
+  allowDownload: z
+    .boolean()
+    .optional()
+    .describe(
+      "true: download a missing model; false: never download; unset: an alias downloads when started from a terminal, hf: never",
+    ),
+  cacheDir: z
+    .string()
+    .optional()
+    .describe("where downloaded models are kept (default: ~/.cache/llmqtt/models)"),
+  hfEndpoint: z
+    .string()
+    .url()
+    .optional()
+    .describe(
+      "Hugging Face or a mirror of it, for downloads (default: $HF_ENDPOINT, else https://huggingface.co)",
+    ),
 });
 
 export const SamplingSettingsSchema = z.strictObject({
