@@ -8,6 +8,7 @@ import type { MessageDispatcher } from "./dispatcher.js";
 import { createPipeline } from "./pipeline.js";
 import { RedisSessionOrder } from "./scaleout/sessionOrder.js";
 import { connectRedis } from "./sessions/redisConnection.js";
+import { ConsoleApi } from "./observability/api.js";
 import { registerDashboard } from "./observability/dashboard.js";
 import { HttpEndpoint, send, type Readiness } from "./observability/httpServer.js";
 import { createLogger, type Logger } from "./observability/logger.js";
@@ -161,6 +162,12 @@ export class Gateway {
         send(res, 200, "application/json", JSON.stringify(await this.snapshot())),
       );
       registerDashboard(this.http, { logger });
+      new ConsoleApi({
+        projects: this.projects,
+        sessions: this.sessions,
+        logger,
+        maxBodyBytes: settings.limits.maxPayloadBytes,
+      }).register(this.http);
     }
   }
 

@@ -20,11 +20,13 @@ export interface HttpEndpointOptions {
 
 /**
  * `/healthz` (the process answers), `/readyz` (broker connected and a model server healthy),
- * `/metrics` (Prometheus), plus any pages registered with `route` (the dashboard).
+ * `/metrics` (Prometheus), plus pages registered with `route` (the dashboard) and APIs mounted
+ * under a prefix with `mount` (the console's).
  */
 export class HttpEndpoint {
   private server?: Server;
   private readonly routes = new Map<string, RouteHandler>();
+  private readonly mounts: { prefix: string; handler: RouteHandler }[] = [];
   private readonly log: Logger;
 
   constructor(private readonly options: HttpEndpointOptions) {
@@ -39,8 +41,14 @@ export class HttpEndpoint {
     });
   }
 
+  /** A GET (and HEAD) handler for exactly `path`. */
   route(path: string, handler: RouteHandler): void {
     this.routes.set(path, handler);
+  }
+
+  /** A handler for every method on every path under `prefix` that no `route` serves. */
+  mount(prefix: string, handler: RouteHandler): void {
+    this.mounts.push({ prefix, handler });
   }
 
   /** Resolves with the base URL once listening. */
@@ -68,10 +76,13 @@ export class HttpEndpoint {
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const path = new URL(req.url ?? "/", "http://localhost").pathname;
-    const handler = this.routes.get(path);
-    if (!handler) return send(res, 404, "text/plain", "not found\n");
-    if (req.method !== "GET" && req.method !== "HEAD")
+    let handler = this.routes.get(path);
+    if (handler && req.method !== "GET" && req.method !== "HEAD") {
+      res.setHeader("allow", "GET, HEAD");
       return send(res, 405, "text/plain", "method not allowed\n");
+    }
+    handler ??= this.mounts.find(({ prefix }) => path.startsWith(prefix))?.handler;
+    if (!handler) return send(res, 404, "text/plain", "not found\n");
     try {
       await handler(req, res);
     } catch (error) {
