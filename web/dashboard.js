@@ -1,5 +1,6 @@
-/* global document, fetch, setTimeout */
+/* global document, setTimeout */
 // The dashboard: polls /api/status and shows it. Plain DOM, no framework.
+import { apiFetch } from "./api.js";
 
 const POLL_MS = 2000;
 const CHART_TURNS = 80; // most bars drawn
@@ -164,7 +165,7 @@ function render(status) {
 
 async function poll() {
   try {
-    const response = await fetch("/api/status", { cache: "no-store" });
+    const response = await apiFetch("/api/status");
     if (!response.ok) throw new Error(`HTTP ${response.status}`);
     render(await response.json());
     setBadge($("live"), true, "live");
