@@ -8,6 +8,7 @@ import type { MessageDispatcher } from "./dispatcher.js";
 import { createPipeline } from "./pipeline.js";
 import { RedisSessionOrder } from "./scaleout/sessionOrder.js";
 import { connectRedis } from "./sessions/redisConnection.js";
+import { HttpAccess } from "./observability/access.js";
 import { ConsoleApi } from "./observability/api.js";
 import { registerDashboard } from "./observability/dashboard.js";
 import { HttpEndpoint, send, type Readiness } from "./observability/httpServer.js";
@@ -136,6 +137,7 @@ export class Gateway {
       this.bridge = new Bridge({
         baseTopic: bridgeTopic(settings, clientId),
         healthIntervalSec: settings.bridge.healthIntervalSec,
+        allow: settings.bridge.allow,
         mqtt: this.settings.mqtt as MqttSettings & { clientId: string },
         logger,
         projects: this.projects,
@@ -157,6 +159,7 @@ export class Gateway {
         readiness: () => this.readiness(),
         metrics: () => this.metrics.text(),
         metricsContentType: this.metrics.registry.contentType,
+        access: new HttpAccess(settings.http),
       });
       this.http.route("/api/status", async (_req, res) =>
         send(res, 200, "application/json", JSON.stringify(await this.snapshot())),

@@ -1,5 +1,6 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
+import type { HttpAccess } from "./access.js";
 import type { Logger } from "./logger.js";
 
 export interface Readiness {
@@ -16,6 +17,8 @@ export interface HttpEndpointOptions {
   readiness: () => Readiness;
   metrics: () => Promise<string>;
   metricsContentType: string;
+  /** Which paths need the bearer token; none: all open. */
+  access?: HttpAccess;
 }
 
 /**
@@ -76,6 +79,12 @@ export class HttpEndpoint {
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const path = new URL(req.url ?? "/", "http://localhost").pathname;
+    const refusal = this.options.access?.refusal(req, path);
+    if (refusal === 401) {
+      res.setHeader("www-authenticate", 'Bearer realm="llmqtt"');
+      return send(res, 401, "application/json", JSON.stringify({ error: UNAUTHORIZED }));
+    }
+    if (refusal === 403) return send(res, 403, "application/json", JSON.stringify({ error: FOREIGN_HOST }));
     let handler = this.routes.get(path);
     if (handler && req.method !== "GET" && req.method !== "HEAD") {
       res.setHeader("allow", "GET, HEAD");
@@ -91,6 +100,10 @@ export class HttpEndpoint {
     }
   }
 }
+
+const UNAUTHORIZED = "this needs the gateway's access token: send it as Authorization: Bearer <token>";
+const FOREIGN_HOST =
+  "without an access token (--http-token) the API answers only requests for localhost or a loopback address";
 
 export function send(res: ServerResponse, status: number, contentType: string, body: string): void {
   res.writeHead(status, { "content-type": contentType, "cache-control": "no-store" }).end(body);

@@ -14,12 +14,13 @@ import { GameClient } from "../support/gameClient.js";
 /**
  * The conversations console in headless Chromium against a real gateway: sessions made by real
  * turns over MQTT, browsed, read, cleared and exported in the page, and a project's prompt edited
- * there.
+ * there; with an access token, the page asks for it once per tab.
  */
 
 const CHROMIUM = "/usr/bin/chromium";
 const ARTIFACTS = resolve("test-artifacts");
 const WAIT_MS = 10_000;
+const TOKEN = "console-test-token-0123456789";
 const skip =
   existsSync(CHROMIUM) || process.env.CI === "true"
     ? false
@@ -188,6 +189,33 @@ describe("conversations console in a browser", { skip, timeout: 90_000 }, () => 
       `document.querySelectorAll('[data-testid="session-list"] tr[data-session]').length === 55`,
     );
     assert.equal(await page.getByTestId("sessions-more").isHidden(), true);
+    assert.deepEqual(pageErrors, []);
+    await page.close();
+  });
+
+  test("with a token the pages ask for it once per tab and the dashboard works with it", async () => {
+    const { gateway, mqttUrl } = await startGateway({ http: { port: 0, token: TOKEN } });
+    await play(mqttUrl, [["maze", "dora", "Which way now?"]]);
+    const page = await open(gateway, "/console");
+    const dialog = page.getByTestId("token-dialog");
+    await dialog.waitFor({ state: "visible" });
+    await page.screenshot({ path: join(ARTIFACTS, "console-token.png") });
+    await page.getByTestId("token-input").fill("wrong-token-0123456789");
+    await page.getByTestId("token-input").press("Enter");
+    await page.waitForFunction(
+      `document.querySelector('[data-testid="token-dialog"]')?.textContent.includes("not accepted")`,
+    );
+    await page.getByTestId("token-input").fill(TOKEN);
+    await page.getByTestId("token-input").press("Enter");
+    await page.locator('[data-testid="projects"] tr[data-project="maze"]').waitFor();
+    assert.equal(await dialog.count(), 0);
+
+    // Another page in the same tab: the token is kept, nothing is asked.
+    await page.goto(`${gateway.httpUrl}/`);
+    await page.waitForFunction(
+      `document.querySelector('[data-testid="total-processed"]')?.textContent === "1"`,
+    );
+    assert.equal(await page.getByTestId("token-dialog").count(), 0);
     assert.deepEqual(pageErrors, []);
     await page.close();
   });

@@ -1,5 +1,6 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
+import { get as httpGet } from "node:http";
 import { startAedes, type TestBroker } from "../support/brokers.js";
 import { startRig, type Rig } from "../support/harness.js";
 import { redisAvailable, startRedis, type TestRedis } from "../support/redis.js";
@@ -176,6 +177,13 @@ describe("console API", () => {
     });
     assert.equal(form.status, 415);
     assert.equal((await call("POST", "/api/projects")).headers.get("allow"), "GET");
+    const rebound = await new Promise<number>((resolve, reject) =>
+      httpGet(`${rig.gateway.httpUrl}/api/projects`, { headers: { host: "attacker.example" } }, (res) => {
+        res.resume();
+        resolve(res.statusCode ?? 0);
+      }).on("error", reject),
+    );
+    assert.equal(rebound, 403, "a page on another host name, rebound to 127.0.0.1, reads nothing");
     assert.equal((await call("GET", "/healthz")).status, 200, "the gateway is still serving");
   });
 
