@@ -1,3 +1,4 @@
+import { setImmediate as nextLoopTurn } from "node:timers/promises";
 import type { SessionManager } from "../sessions/manager.js";
 import { TokenEstimator } from "../sessions/tokens.js";
 import type { StoredSession } from "../sessions/types.js";
@@ -44,9 +45,14 @@ export class Conversations {
     return { ids: rest.slice(0, limit), total: ids.length, more: rest.length > limit };
   }
 
-  /** The sessions still there among `ids`, in their order; read in batches. */
+  /**
+   * The sessions still there among `ids`, in their order; read in batches. The SQLite store reads
+   * synchronously, so between batches turns get the event loop: a long listing or export never
+   * holds up the gateway's replies for more than one batch.
+   */
   async *read(project: string, ids: readonly string[]): AsyncGenerator<StoredSession[]> {
     for (let i = 0; i < ids.length; i += PEEK_BATCH) {
+      if (i > 0) await nextLoopTurn();
       const batch = ids.slice(i, i + PEEK_BATCH);
       const records = await Promise.all(batch.map((sessionId) => this.sessions.peek({ project, sessionId })));
       yield records.filter((record) => record !== undefined);
