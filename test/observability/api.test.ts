@@ -1,6 +1,6 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { get as httpGet } from "node:http";
+import { get as httpGet, request as httpRequest } from "node:http";
 import { startAedes, type TestBroker } from "../support/brokers.js";
 import { startRig, type Rig } from "../support/harness.js";
 import { redisAvailable, startRedis, type TestRedis } from "../support/redis.js";
@@ -185,6 +185,26 @@ describe("console API", () => {
     );
     assert.equal(rebound, 403, "a page on another host name, rebound to 127.0.0.1, reads nothing");
     assert.equal((await call("GET", "/healthz")).status, 200, "the gateway is still serving");
+  });
+
+  test("a streamed body over the limit is refused as it arrives, and nothing changes", async () => {
+    const before = await rig.gateway.sessions.projectPrompt("general");
+    const status = await new Promise<number>((resolve, reject) => {
+      const req = httpRequest(`${rig.gateway.httpUrl}/api/projects/general/prompt`, {
+        method: "PUT",
+        headers: { "content-type": "application/json" }, // no content-length: chunked
+      });
+      req.on("response", (res) => {
+        res.resume();
+        resolve(res.statusCode ?? 0);
+      });
+      req.on("error", reject);
+      req.write('{"systemPrompt": "');
+      for (let i = 0; i < 8; i++) req.write("x".repeat(1000));
+      req.end('"}');
+    });
+    assert.equal(status, 413);
+    assert.equal(await rig.gateway.sessions.projectPrompt("general"), before);
   });
 
   test("export streams every conversation as JSON lines or quoted CSV", async () => {
