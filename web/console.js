@@ -3,18 +3,9 @@
 // over the JSON API under /api/projects. Plain DOM, no framework; the location hash says what is
 // shown (#<project> or #<project>/<session id>), so views can be linked and reloaded.
 import { apiFetch, apiJson } from "./api.js";
+import { $, el } from "./dom.js";
 
 const PAGE_SIZE = 50;
-const $ = (id) => document.getElementById(id);
-
-/** An element with attributes and children (strings become text, never HTML). */
-function el(tag, attrs = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [key, value] of Object.entries(attrs)) node.setAttribute(key, value);
-  node.append(...children);
-  return node;
-}
-
 const projectPath = (project) => `/api/projects/${encodeURIComponent(project)}`;
 const sessionHash = (project, id) => `#${encodeURIComponent(project)}/${encodeURIComponent(id)}`;
 const when = (iso) => new Date(iso).toLocaleString();

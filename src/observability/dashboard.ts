@@ -19,6 +19,7 @@ const PAGES: Record<string, { file: string; type: string }> = {
   "/playground": { file: "playground.html", type: "text/html; charset=utf-8" },
   "/assets/app.css": { file: "app.css", type: "text/css; charset=utf-8" },
   "/assets/api.js": { file: "api.js", type: "text/javascript; charset=utf-8" },
+  "/assets/dom.js": { file: "dom.js", type: "text/javascript; charset=utf-8" },
   "/assets/dashboard.js": { file: "dashboard.js", type: "text/javascript; charset=utf-8" },
   "/assets/console.js": { file: "console.js", type: "text/javascript; charset=utf-8" },
   "/assets/playground.js": { file: "playground.js", type: "text/javascript; charset=utf-8" },

@@ -1,15 +1,15 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
-import { chromium, type BrowserContext, type Page } from "playwright-core";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import type { BrowserContext, Page } from "playwright-core";
 import { testSettings } from "../support/settings.js";
 import type { SettingsInput } from "../../src/config/load.js";
 import { Gateway } from "../../src/gateway.js";
 import { freePort } from "../support/brokers.js";
 import { FakeModelServer } from "../support/fakeModelServer.js";
 import { GameClient } from "../support/gameClient.js";
+import { ARTIFACTS, chromiumSkip, launchChromium, type TestBrowser } from "../support/browser.js";
 
 /**
  * The conversations console in headless Chromium against a real gateway: sessions made by real
@@ -17,48 +17,25 @@ import { GameClient } from "../support/gameClient.js";
  * there; with an access token, the page asks for it once per tab.
  */
 
-const CHROMIUM = "/usr/bin/chromium";
-const ARTIFACTS = resolve("test-artifacts");
-const WAIT_MS = 10_000;
 const TOKEN = "console-test-token-0123456789";
-const skip =
-  existsSync(CHROMIUM) || process.env.CI === "true"
-    ? false
-    : `${CHROMIUM} is not installed (apt-get install chromium)`;
 
-describe("conversations console in a browser", { skip, timeout: 90_000 }, () => {
+describe("conversations console in a browser", { skip: chromiumSkip, timeout: 90_000 }, () => {
   let model: FakeModelServer;
+  let browser: TestBrowser;
   let context: BrowserContext;
-  let profile: string;
   const gateways: Gateway[] = [];
   const pageErrors: string[] = [];
 
   before(async () => {
-    assert.ok(existsSync(CHROMIUM), `${CHROMIUM} is required in CI (apt-get install chromium)`);
-    mkdirSync(ARTIFACTS, { recursive: true });
     model = await FakeModelServer.start();
-    profile = mkdtempSync(join(tmpdir(), "llmqtt-chromium-"));
-    context = await chromium.launchPersistentContext(profile, {
-      executablePath: CHROMIUM,
-      headless: true,
-      viewport: { width: 1280, height: 860 },
-      acceptDownloads: true,
-      args: [
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--no-first-run",
-        "--disable-background-networking",
-      ],
-    });
-    context.setDefaultTimeout(WAIT_MS);
+    browser = await launchChromium();
+    context = browser.context;
   });
 
   after(async () => {
-    await context?.close();
+    await browser?.close();
     for (const gateway of gateways) await gateway.stop();
     await model?.stop();
-    if (profile) rmSync(profile, { recursive: true, force: true });
   });
 
   async function startGateway(input: SettingsInput = {}): Promise<{ gateway: Gateway; mqttUrl: string }> {
