@@ -8,6 +8,8 @@ import type { MessageDispatcher } from "./dispatcher.js";
 import { createPipeline } from "./pipeline.js";
 import { RedisSessionOrder } from "./scaleout/sessionOrder.js";
 import { connectRedis } from "./sessions/redisConnection.js";
+import { HttpAccess } from "./observability/access.js";
+import { ConsoleApi } from "./observability/api.js";
 import { registerDashboard } from "./observability/dashboard.js";
 import { HttpEndpoint, send, type Readiness } from "./observability/httpServer.js";
 import { createLogger, type Logger } from "./observability/logger.js";
@@ -135,6 +137,7 @@ export class Gateway {
       this.bridge = new Bridge({
         baseTopic: bridgeTopic(settings, clientId),
         healthIntervalSec: settings.bridge.healthIntervalSec,
+        allow: settings.bridge.allow,
         mqtt: this.settings.mqtt as MqttSettings & { clientId: string },
         logger,
         projects: this.projects,
@@ -156,11 +159,18 @@ export class Gateway {
         readiness: () => this.readiness(),
         metrics: () => this.metrics.text(),
         metricsContentType: this.metrics.registry.contentType,
+        access: new HttpAccess(settings.http),
       });
       this.http.route("/api/status", async (_req, res) =>
         send(res, 200, "application/json", JSON.stringify(await this.snapshot())),
       );
       registerDashboard(this.http, { logger });
+      new ConsoleApi({
+        projects: this.projects,
+        sessions: this.sessions,
+        logger,
+        maxBodyBytes: settings.limits.maxPayloadBytes,
+      }).register(this.http);
     }
   }
 

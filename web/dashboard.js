@@ -1,20 +1,12 @@
-/* global document, fetch, setTimeout */
+/* global document, setTimeout */
 // The dashboard: polls /api/status and shows it. Plain DOM, no framework.
+import { apiFetch } from "./api.js";
+import { $, el } from "./dom.js";
 
 const POLL_MS = 2000;
 const CHART_TURNS = 80; // most bars drawn
 const CHART_MIN_SLOTS = 30; // fewer turns still get bars of this width
 const SVG = "http://www.w3.org/2000/svg";
-
-const $ = (id) => document.getElementById(id);
-
-/** An element with attributes and children (strings become text, never HTML). */
-function el(tag, attrs = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [key, value] of Object.entries(attrs)) node.setAttribute(key, value);
-  node.append(...children);
-  return node;
-}
 
 function svg(tag, attrs = {}, text) {
   const node = document.createElementNS(SVG, tag);
@@ -164,7 +156,7 @@ function render(status) {
 
 async function poll() {
   try {
-    const response = await fetch("/api/status", { cache: "no-store" });
+    const response = await apiFetch("/api/status");
     if (!response.ok) throw new Error(`HTTP ${response.status}`);
     render(await response.json());
     setBadge($("live"), true, "live");

@@ -1,4 +1,4 @@
-import type { MqttSettings } from "../config/schema.js";
+import type { BridgeCommandName, MqttSettings } from "../config/schema.js";
 import type { Logger } from "../observability/logger.js";
 import type { GatewaySnapshot } from "../observability/snapshot.js";
 import { MqttTransport } from "../transport/mqttTransport.js";
@@ -7,6 +7,8 @@ import { asArgs, COMMANDS, CommandError, type BridgeContext } from "./commands.j
 export interface BridgeOptions extends BridgeContext {
   baseTopic: string;
   healthIntervalSec: number;
+  /** Commands answered; the others are refused (bridge.allow), e.g. those reading histories. */
+  allow: readonly BridgeCommandName[];
   mqtt: MqttSettings & { clientId: string };
   logger: Logger;
   /** Retained `info`: version, projects, model servers, settings without secrets. */
@@ -80,9 +82,11 @@ export class Bridge {
     try {
       const body = payload.length === 0 ? undefined : parseJson(payload.toString("utf8"));
       transaction = (body as { transaction?: unknown } | undefined)?.transaction ?? null;
-      const run = Object.hasOwn(COMMANDS, command) ? COMMANDS[command] : undefined;
+      const run = Object.hasOwn(COMMANDS, command) ? COMMANDS[command as BridgeCommandName] : undefined;
       if (!run)
         throw new CommandError(`unknown command "${command}"; known: ${Object.keys(COMMANDS).join(", ")}`);
+      if (!this.options.allow.includes(command as BridgeCommandName))
+        throw new CommandError(`command "${command}" is switched off on this gateway (bridge.allow)`);
       response = { status: "ok", data: await run(asArgs(body), this.options), error: null, transaction };
     } catch (error) {
       const known = error instanceof CommandError;

@@ -1,4 +1,5 @@
 import type { ProjectCatalog } from "../config/projects.js";
+import type { BridgeCommandName } from "../config/schema.js";
 import type { GatewaySnapshot } from "../observability/snapshot.js";
 import { isJsonObject, toBool, type JsonObject } from "../protocol/coerce.js";
 import type { SessionManager } from "../sessions/manager.js";
@@ -18,7 +19,7 @@ type Command = (args: JsonObject, ctx: BridgeContext) => Promise<unknown>;
  * The operator API on `<base>/request/<command>`. Each command reads or changes gateway state and
  * returns the `data` of its response.
  */
-export const COMMANDS: Readonly<Record<string, Command>> = {
+export const COMMANDS: Readonly<Record<BridgeCommandName, Command>> = {
   projects: async (_args, { projects, sessions }) =>
     Promise.all(
       projects.names.map(async (name) => {

@@ -6,7 +6,7 @@ import { redactUrl } from "../observability/redact.js";
 import { ConfigError, type SettingsInput } from "./load.js";
 
 /** Keys whose values are secrets: never printed, and loadable from `<key>File`. */
-const SECRET_KEYS = new Set(["password", "apiKey", "keyPassphrase"]);
+const SECRET_KEYS = new Set(["password", "apiKey", "keyPassphrase", "token"]);
 
 /** Reads a YAML or JSON settings file (JSON is YAML, but `.json` gets JSON's stricter errors). */
 export function readConfigFile(path: string): SettingsInput {

@@ -36,7 +36,7 @@ function parseUrls(value: string, previous: unknown): string[] {
 }
 
 /** `--projects maze driving`, `--projects maze,driving` and `LLMQTT_PROJECTS="maze driving"`. */
-function parseProjects(value: string, previous: unknown): string[] {
+function parseList(value: string, previous: unknown): string[] {
   const earlier = Array.isArray(previous) ? (previous as string[]) : [];
   return [...earlier, ...value.split(/[\s,]+/).filter(Boolean)];
 }
@@ -45,7 +45,7 @@ const FLAGS: FlagSpec[] = [
   {
     flags: "--projects <names...>",
     path: "projects",
-    parse: parseProjects,
+    parse: parseList,
     description:
       "projects to serve, space or comma separated (default: maze driving bloodcell racing prompt_portal general)",
   },
@@ -358,6 +358,29 @@ const FLAGS: FlagSpec[] = [
     description: "port of the HTTP endpoint (default: 8090)",
   },
   {
+    flags: "--http-token-file <file>",
+    path: "http.tokenFile",
+    description: "read the HTTP API's bearer token from this file",
+  },
+  {
+    flags: "--http-token <token>",
+    path: "http.token",
+    description:
+      "bearer token every /api/* request (dashboard, console) must carry; prefer --http-token-file or LLMQTT_HTTP_TOKEN",
+  },
+  {
+    flags: "--http-protect-metrics [bool]",
+    path: "http.protectMetrics",
+    parse: parseBoolean,
+    description: "require the token on /healthz, /readyz and /metrics too (default: false)",
+  },
+  {
+    flags: "--http-insecure [bool]",
+    path: "http.insecure",
+    parse: parseBoolean,
+    description: "allow --http-host beyond loopback without a token, open to the network (default: false)",
+  },
+  {
     flags: "--broker-ws-url <url>",
     path: "http.brokerWsUrl",
     description: "MQTT over WebSocket URL for the dashboard's playground (default: the embedded broker's)",
@@ -372,6 +395,13 @@ const FLAGS: FlagSpec[] = [
     flags: "--bridge-topic <topic>",
     path: "bridge.baseTopic",
     description: "base topic of the operator topics (default: llmqtt/bridge)",
+  },
+  {
+    flags: "--bridge-allow <commands...>",
+    path: "bridge.allow",
+    parse: parseList,
+    description:
+      "bridge commands answered, space or comma separated; leave out e.g. session_get and prompt_set (default: all)",
   },
   {
     flags: "--skip-thinking [bool]",

@@ -183,6 +183,20 @@ export const LimitSettingsSchema = z.strictObject({
   maxMessageChars: positiveInt.default(32_000),
 });
 
+/** The bridge's request/response commands (PROTOCOL C5), each of which bridge.allow may leave out. */
+export const BRIDGE_COMMANDS = [
+  "projects",
+  "sessions",
+  "session_get",
+  "session_clear",
+  "session_delete",
+  "prompt_get",
+  "prompt_set",
+  "servers",
+  "health",
+] as const;
+export type BridgeCommandName = (typeof BRIDGE_COMMANDS)[number];
+
 /** Operator topics: state, info, health and the request/response API (PROTOCOL C5). */
 export const BridgeSettingsSchema = z.strictObject({
   enabled: z.boolean().default(true),
@@ -193,6 +207,12 @@ export const BridgeSettingsSchema = z.strictObject({
     .default("llmqtt/bridge"),
   /** Seconds between `health` messages; 0 = none. */
   healthIntervalSec: z.number().nonnegative().default(30),
+  allow: z
+    .array(z.enum(BRIDGE_COMMANDS))
+    .default([...BRIDGE_COMMANDS])
+    .describe(
+      "bridge commands answered; the others are refused, e.g. leave out session_get and prompt_set (default: all)",
+    ),
 });
 
 export const StreamingSettingsSchema = z.strictObject({
@@ -220,6 +240,21 @@ export const HttpSettingsSchema = z.strictObject({
   port: z.number().int().min(0).max(65535).default(8090),
   /** MQTT over WebSocket URL the playground connects to; default: the embedded broker's. */
   brokerWsUrl: z.string().optional(),
+  token: z
+    .string()
+    .min(16, "use at least 16 characters, e.g. from `openssl rand -hex 24`")
+    .optional()
+    .describe(
+      "bearer token every /api/* request (and so the dashboard and console) must carry; also tokenFile or LLMQTT_HTTP_TOKEN",
+    ),
+  protectMetrics: z
+    .boolean()
+    .default(false)
+    .describe("require the token on /healthz, /readyz and /metrics too (default: false)"),
+  insecure: z
+    .boolean()
+    .default(false)
+    .describe("allow serving beyond loopback without a token, open to the whole network (default: false)"),
 });
 
 export const DEFAULT_PROJECTS = ["maze", "driving", "bloodcell", "racing", "prompt_portal", "general"];
@@ -289,6 +324,17 @@ export const SettingsSchema = z
         });
       }
     }
+    // Conversations and prompts are on the HTTP API: open to the network only when asked for explicitly.
+    const { http } = settings;
+    if (http.enabled && http.token === undefined && !http.insecure && !isLoopbackHost(http.host)) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["http", "token"],
+        message:
+          `the HTTP endpoint would listen on ${http.host}, beyond this machine, with no access control: ` +
+          "set a token (--http-token-file, LLMQTT_HTTP_TOKEN or --http-token), or --http-insecure to serve it open",
+      });
+    }
     // Instances of a share group each see part of every session's requests: only a shared store works.
     if (settings.mqtt.shareGroup !== undefined && settings.sessions.store !== "redis") {
       ctx.addIssue({
@@ -298,6 +344,12 @@ export const SettingsSchema = z
       });
     }
   });
+
+/** Addresses only this machine can reach: 127.0.0.0/8, ::1 (also IPv4-mapped) and localhost. */
+export function isLoopbackHost(host: string): boolean {
+  const name = host.toLowerCase().replace(/^\[(.*)\]$/, "$1");
+  return name === "localhost" || name === "::1" || /^(::ffff:)?127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(name);
+}
 
 export type Settings = z.infer<typeof SettingsSchema>;
 export type ProjectSettings = z.infer<typeof ProjectSettingsSchema>;

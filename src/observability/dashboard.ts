@@ -15,15 +15,19 @@ export interface DashboardOptions {
 /** Route → file in web/, and how it is served. */
 const PAGES: Record<string, { file: string; type: string }> = {
   "/": { file: "index.html", type: "text/html; charset=utf-8" },
+  "/console": { file: "console.html", type: "text/html; charset=utf-8" },
   "/playground": { file: "playground.html", type: "text/html; charset=utf-8" },
   "/assets/app.css": { file: "app.css", type: "text/css; charset=utf-8" },
+  "/assets/api.js": { file: "api.js", type: "text/javascript; charset=utf-8" },
+  "/assets/dom.js": { file: "dom.js", type: "text/javascript; charset=utf-8" },
   "/assets/dashboard.js": { file: "dashboard.js", type: "text/javascript; charset=utf-8" },
+  "/assets/console.js": { file: "console.js", type: "text/javascript; charset=utf-8" },
   "/assets/playground.js": { file: "playground.js", type: "text/javascript; charset=utf-8" },
 };
 
 /**
- * The dashboard (`/`) and the playground (`/playground`): static pages from `web/` that read
- * `/api/status` and talk MQTT over WebSocket with MQTT.js's browser bundle (`/assets/mqtt.min.js`).
+ * The dashboard (`/`), the conversations console (`/console`) and the playground (`/playground`):
+ * static pages from `web/` that read `/api/status` and `/api/projects` and talk MQTT over WebSocket with MQTT.js's browser bundle (`/assets/mqtt.min.js`).
  * The pages are read once, here; the bundle on its first request.
  */
 export function registerDashboard(http: HttpEndpoint, options: DashboardOptions = {}): void {

@@ -1,5 +1,6 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
+import type { HttpAccess } from "./access.js";
 import type { Logger } from "./logger.js";
 
 export interface Readiness {
@@ -16,15 +17,19 @@ export interface HttpEndpointOptions {
   readiness: () => Readiness;
   metrics: () => Promise<string>;
   metricsContentType: string;
+  /** Which paths need the bearer token; none: all open. */
+  access?: HttpAccess;
 }
 
 /**
  * `/healthz` (the process answers), `/readyz` (broker connected and a model server healthy),
- * `/metrics` (Prometheus), plus any pages registered with `route` (the dashboard).
+ * `/metrics` (Prometheus), plus pages registered with `route` (the dashboard) and APIs mounted
+ * under a prefix with `mount` (the console's).
  */
 export class HttpEndpoint {
   private server?: Server;
   private readonly routes = new Map<string, RouteHandler>();
+  private readonly mounts: { prefix: string; handler: RouteHandler }[] = [];
   private readonly log: Logger;
 
   constructor(private readonly options: HttpEndpointOptions) {
@@ -39,8 +44,14 @@ export class HttpEndpoint {
     });
   }
 
+  /** A GET (and HEAD) handler for exactly `path`. */
   route(path: string, handler: RouteHandler): void {
     this.routes.set(path, handler);
+  }
+
+  /** A handler for every method on every path under `prefix` that no `route` serves. */
+  mount(prefix: string, handler: RouteHandler): void {
+    this.mounts.push({ prefix, handler });
   }
 
   /** Resolves with the base URL once listening. */
@@ -68,10 +79,19 @@ export class HttpEndpoint {
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const path = new URL(req.url ?? "/", "http://localhost").pathname;
-    const handler = this.routes.get(path);
-    if (!handler) return send(res, 404, "text/plain", "not found\n");
-    if (req.method !== "GET" && req.method !== "HEAD")
+    const refusal = this.options.access?.refusal(req, path);
+    if (refusal === 401) {
+      res.setHeader("www-authenticate", 'Bearer realm="llmqtt"');
+      return send(res, 401, "application/json", JSON.stringify({ error: UNAUTHORIZED }));
+    }
+    if (refusal === 403) return send(res, 403, "application/json", JSON.stringify({ error: FOREIGN_HOST }));
+    let handler = this.routes.get(path);
+    if (handler && req.method !== "GET" && req.method !== "HEAD") {
+      res.setHeader("allow", "GET, HEAD");
       return send(res, 405, "text/plain", "method not allowed\n");
+    }
+    handler ??= this.mounts.find(({ prefix }) => path.startsWith(prefix))?.handler;
+    if (!handler) return send(res, 404, "text/plain", "not found\n");
     try {
       await handler(req, res);
     } catch (error) {
@@ -80,6 +100,10 @@ export class HttpEndpoint {
     }
   }
 }
+
+const UNAUTHORIZED = "this needs the gateway's access token: send it as Authorization: Bearer <token>";
+const FOREIGN_HOST =
+  "without an access token (--http-token) the API answers only requests for localhost or a loopback address";
 
 export function send(res: ServerResponse, status: number, contentType: string, body: string): void {
   res.writeHead(status, { "content-type": contentType, "cache-control": "no-store" }).end(body);

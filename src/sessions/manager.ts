@@ -127,6 +127,14 @@ export class SessionManager {
   }
 
   /**
+   * One session as stored (read-only, not copied), or undefined; reading it does not count as use,
+   * so operators browsing conversations keep no session from expiring.
+   */
+  peek(key: SessionKey): Promise<StoredSession | undefined> {
+    return this.store.peek(key);
+  }
+
+  /**
    * Applies `change` to each target session; returns how many it changed. With a session id the
    * update starts synchronously, so calls apply in the order they were made.
    */

@@ -87,6 +87,11 @@ export class MemorySessionStore implements SessionStore {
     return next;
   }
 
+  async peek(key: SessionKey): Promise<StoredSession | undefined> {
+    const entry = this.projects.get(key.project)?.get(key.sessionId);
+    return entry && !this.isIdle(entry, this.now()) ? entry.record : undefined;
+  }
+
   async list(project: string): Promise<string[]> {
     const sessions = this.projects.get(project);
     if (!sessions) return [];

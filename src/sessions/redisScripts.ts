@@ -95,7 +95,7 @@ export class SessionScripts {
   private readonly scripts: Record<"read" | "write" | "list" | "size", Script>;
 
   constructor(
-    redis: Redis,
+    private readonly redis: Redis,
     private readonly options: SessionScriptOptions,
   ) {
     const prefix = options.keyPrefix;
@@ -125,6 +125,11 @@ export class SessionScripts {
       this.recentMember(key),
     )) as [string | null, string | null];
     return { record, revision };
+  }
+
+  /** The session's record JSON, or null; unlike read, not a use (no new expiry, no LRU move). */
+  peek(key: SessionKey): Promise<string | null> {
+    return this.redis.hget(this.sessionKey(key), "record");
   }
 
   /**

@@ -83,6 +83,11 @@ export class RedisSessionStore implements SessionStore {
     });
   }
 
+  async peek(key: SessionKey): Promise<StoredSession | undefined> {
+    const record = await this.call(({ scripts }) => scripts.peek(key));
+    return record === null ? undefined : (JSON.parse(record) as StoredSession);
+  }
+
   list(project: string): Promise<string[]> {
     return this.call(({ scripts }) => scripts.list(project));
   }

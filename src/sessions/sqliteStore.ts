@@ -36,6 +36,7 @@ type Statement<Params extends unknown[], Result = unknown> = Database.Statement<
 interface OpenDatabase {
   db: Database.Database;
   update: (key: SessionKey, change: SessionChange) => StoredSession | undefined;
+  peek: Statement<[string, string, number], string>;
   list: Statement<[string, number], string>;
   count: Statement<[number], number>;
   sweep: Statement<[number]>;
@@ -90,6 +91,11 @@ export class SqliteSessionStore implements SessionStore {
 
   async update(key: SessionKey, change: SessionChange): Promise<StoredSession | undefined> {
     return this.database.update(key, change);
+  }
+
+  async peek(key: SessionKey): Promise<StoredSession | undefined> {
+    const record = this.database.peek.get(key.project, key.sessionId, this.idleCutoff());
+    return record === undefined ? undefined : (JSON.parse(record) as StoredSession);
   }
 
   async list(project: string): Promise<string[]> {
@@ -167,6 +173,11 @@ export class SqliteSessionStore implements SessionStore {
     return {
       db,
       update: update.immediate,
+      peek: db
+        .prepare<[string, string, number], string>(
+          "SELECT record FROM sessions WHERE project = ? AND session_id = ? AND used_at >= ?",
+        )
+        .pluck(),
       list: db
         .prepare<[string, number], string>(
           "SELECT session_id FROM sessions WHERE project = ? AND used_at >= ?",

@@ -70,6 +70,11 @@ export interface SessionStore {
    * Updates of one session made by one process apply in the order they were called.
    */
   update(key: SessionKey, change: SessionChange): Promise<StoredSession | undefined>;
+  /**
+   * The session as it is, without counting as a use: operators browsing conversations must not
+   * keep sessions from expiring or change which one is evicted next.
+   */
+  peek(key: SessionKey): Promise<StoredSession | undefined>;
   /** Session ids of one project. */
   list(project: string): Promise<string[]>;
   /** Number of sessions held, all projects. */

@@ -134,3 +134,48 @@ describe("bridge shutdown", () => {
     await broker.stop();
   });
 });
+
+describe("bridge.allow", () => {
+  test("commands left out are refused; the history and the prompt stay untouched", async () => {
+    const broker = await startAedes();
+    const rig = await startRig(broker, {
+      projects: ["general"],
+      bridge: { baseTopic: "ops/allow", allow: ["projects", "sessions", "health"] },
+    });
+    const operator = await GameClient.connect(broker.url, ["ops/allow/response/#"]);
+    const request = async (command: string, body: object) => {
+      await operator.publish(`ops/allow/request/${command}`, body);
+      return JSON.parse((await operator.next(`ops/allow/response/${command}`)).text) as Record<
+        string,
+        unknown
+      >;
+    };
+    try {
+      await rig.game.publish("general/user_input", { sessionId: "kept", message: "private" });
+      await rig.game.next("general/assistant_response/kept");
+      const before = await rig.gateway.sessions.projectPrompt("general");
+      for (const [command, body] of [
+        ["session_get", { project: "general", sessionId: "kept" }],
+        ["prompt_set", { project: "general", systemPrompt: "taken over" }],
+        ["session_clear", { project: "general", sessionId: "kept" }],
+      ] as const) {
+        const refused = await request(command, { ...body, transaction: command });
+        assert.equal(refused.status, "error", command);
+        assert.equal(refused.data, null, command);
+        assert.equal(refused.transaction, command);
+        assert.match(String(refused.error), new RegExp(`"${command}" is switched off.*bridge\\.allow`));
+      }
+      assert.equal(await rig.gateway.sessions.projectPrompt("general"), before);
+      assert.equal(
+        (await rig.gateway.sessions.peek({ project: "general", sessionId: "kept" }))?.history.length,
+        2,
+      );
+      assert.deepEqual((await request("sessions", { project: "general" })).data, { general: ["kept"] });
+      assert.match(String((await request("reboot", {})).error), /unknown command/);
+    } finally {
+      await operator.close();
+      await rig.stop();
+      await broker.stop();
+    }
+  });
+});

@@ -1,42 +1,32 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
-import { chromium, type BrowserContext, type Page } from "playwright-core";
+import { join } from "node:path";
+import type { BrowserContext, Page } from "playwright-core";
 import { testSettings } from "../support/settings.js";
 import { Gateway } from "../../src/gateway.js";
 import { freePort } from "../support/brokers.js";
 import { FakeModelServer } from "../support/fakeModelServer.js";
 import { GameClient } from "../support/gameClient.js";
+import { ARTIFACTS, chromiumSkip, launchChromium, type TestBrowser } from "../support/browser.js";
 
 /**
  * The dashboard and the playground in headless Chromium against a real gateway with its embedded
  * broker: the pages read /api/status, and the playground talks MQTT over WebSocket like a browser game.
  */
 
-const CHROMIUM = "/usr/bin/chromium";
-const ARTIFACTS = resolve("test-artifacts");
-const WAIT_MS = 10_000;
 /** Page-side expressions for waitForFunction (this file is compiled without DOM types). */
 const byTestId = (id: string) => `document.querySelector('[data-testid="${id}"]')`;
 const LAST_REPLY = `[...document.querySelectorAll('[data-testid="reply"]')].at(-1)`;
-const skip =
-  existsSync(CHROMIUM) || process.env.CI === "true"
-    ? false
-    : `${CHROMIUM} is not installed (apt-get install chromium)`;
 
-describe("dashboard and playground in a browser", { skip, timeout: 60_000 }, () => {
+describe("dashboard and playground in a browser", { skip: chromiumSkip, timeout: 60_000 }, () => {
   let model: FakeModelServer;
   let gateway: Gateway;
+  let browser: TestBrowser;
   let context: BrowserContext;
-  let profile: string;
   let tcpUrl: string;
   const pageErrors: string[] = [];
 
   before(async () => {
-    assert.ok(existsSync(CHROMIUM), `${CHROMIUM} is required in CI (apt-get install chromium)`);
-    mkdirSync(ARTIFACTS, { recursive: true });
     model = await FakeModelServer.start();
     const port = await freePort();
     tcpUrl = `mqtt://127.0.0.1:${port}`;
@@ -50,30 +40,14 @@ describe("dashboard and playground in a browser", { skip, timeout: 60_000 }, () 
       }),
     );
     await gateway.start();
-    profile = mkdtempSync(join(tmpdir(), "llmqtt-chromium-"));
-    context = await chromium.launchPersistentContext(profile, {
-      executablePath: CHROMIUM,
-      headless: true,
-      viewport: { width: 1280, height: 860 },
-      args: [
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-      ],
-    });
-    context.setDefaultTimeout(WAIT_MS);
+    browser = await launchChromium();
+    context = browser.context;
   });
 
   after(async () => {
-    await context?.close();
+    await browser?.close();
     await gateway?.stop();
     await model?.stop();
-    if (profile) rmSync(profile, { recursive: true, force: true });
   });
 
   async function open(path: string): Promise<Page> {

@@ -232,7 +232,12 @@ describe(
   "the documented Mosquitto configuration and ACL (docs/mosquitto)",
   { skip: NO_MOSQUITTO || NO_TLS_TOOLS },
   () => {
-    const passwords = { llmqtt: secret("llmqtt"), racing: secret("racing"), maze: secret("maze") };
+    const passwords = {
+      llmqtt: secret("llmqtt"),
+      racing: secret("racing"),
+      maze: secret("maze"),
+      monitor: secret("monitor"),
+    };
     let pki: TestPki;
     let model: FakeModelServer;
     let broker: TestBroker;
@@ -350,6 +355,34 @@ describe(
         );
       } finally {
         await racing.endAsync(true);
+      }
+    });
+
+    test("a monitoring user gets health but may not ask for a conversation or change a prompt", async () => {
+      const monitor = await mqtt.connectAsync(gameUrl("monitor"), {
+        ...trust,
+        protocolVersion: 5,
+        reconnectPeriod: 0,
+      });
+      try {
+        const responses: string[] = [];
+        monitor.on("message", (topic) => responses.push(topic));
+        await monitor.subscribeAsync("llmqtt/bridge/response/#", { qos: 1 });
+        const answered = new Promise((resolve) =>
+          monitor.on("message", (topic) => topic.endsWith("/health") && resolve(topic)),
+        );
+        await monitor.publishAsync("llmqtt/bridge/request/health", "{}", { qos: 1 });
+        assert.equal(await answered, "llmqtt/bridge/response/health");
+        for (const command of ["session_get", "sessions", "prompt_set", "session_clear"]) {
+          await assert.rejects(
+            monitor.publishAsync(`llmqtt/bridge/request/${command}`, '{"project":"racing"}', { qos: 1 }),
+            /Not authorized/,
+            command,
+          );
+        }
+        assert.deepEqual(responses, ["llmqtt/bridge/response/health"]);
+      } finally {
+        await monitor.endAsync(true);
       }
     });
   },

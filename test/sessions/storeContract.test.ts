@@ -87,6 +87,20 @@ for (const kind of STORE_KINDS) {
       assert.equal(await store.size(), 3);
     });
 
+    test("peek reads a session without counting as use: no new lease on life, no LRU move", async () => {
+      const store = await stores.open({ maxSessions: 2, idleTimeoutSec: 1 });
+      assert.equal(await store.peek(key("a")), undefined, "a peek does not create");
+      await create(store, key("a"));
+      await create(store, key("b"));
+      assert.equal((await store.peek(key("a")))?.systemPrompt, "prompt");
+      await create(store, key("c"));
+      assert.equal(await store.peek(key("a")), undefined, "peeked, still the least recently used");
+      await sleep(600);
+      assert.ok(await store.peek(key("b")));
+      await sleep(700);
+      assert.equal(await store.peek(key("b")), undefined, "peeking did not keep it from going idle");
+    });
+
     test("project prompts are kept per project and never expire", async () => {
       const store = await stores.open({ idleTimeoutSec: 0.2 });
       assert.equal(await store.getProjectPrompt("maze"), undefined);
