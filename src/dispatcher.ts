@@ -95,13 +95,11 @@ export class MessageDispatcher {
       sessionKey: sessionKeyString(turn),
       kind: turn.kind === "maze_state" ? "snapshot" : "turn",
       rateLimitPerMinute: this.deps.projects.get(turn.project).rateLimitPerMinute,
-      run: (freeSlot) => {
+      run: async () => {
         const stream = replies.openStream(turn);
-        // TurnRunner.run never rejects; a chain holds less than an async frame for the whole turn.
-        return runner.run(turn, stream?.onDelta, freeSlot).then((outcome) => {
-          stream?.close(outcome);
-          this.finish(turn, outcome);
-        });
+        const outcome = await runner.run(turn, stream?.onDelta);
+        stream?.close(outcome);
+        this.finish(turn, outcome);
       },
       cancel: (reason) => {
         if (reason === "superseded") metrics.coalesced();
@@ -136,7 +134,7 @@ export class MessageDispatcher {
       if (!this.waiting.delete(cancel)) return; // answered at shutdown already
       const admission = this.deps.scheduler.submit({
         ...job,
-        run: (freeSlot) => job.run(freeSlot).finally(() => ticket.finish()),
+        run: () => job.run().finally(() => ticket.finish()),
         cancel: (reason) => {
           job.cancel(reason);
           void ticket.finish();
@@ -158,8 +156,6 @@ export class MessageDispatcher {
   /** One line per turn, never the prompt or reply text (that is what debug transcripts are for). */
   private logTurn(turn: TurnRequest, outcome: TurnOutcome): void {
     const { logger } = this.deps;
-    // The fields are built only when the line is written: this runs for every turn.
-    if (!logger.isLevelEnabled(outcome.ok ? "info" : "warn")) return;
     const fields = {
       project: turn.project,
       sessionId: turn.sessionId,

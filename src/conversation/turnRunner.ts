@@ -53,16 +53,8 @@ export class TurnRunner {
     this.log = deps.logger.child({ module: "turns" });
   }
 
-  /**
-   * `onDelta` receives the visible text as it is generated, for streamed turns. `onAnswered`
-   * runs once the model is done with the turn (ChatRequest.onAnswered), at the latest when its
-   * answer is in hand: storing and publishing it follow.
-   */
-  async run(
-    turn: TurnRequest,
-    onDelta?: (text: string) => void,
-    onAnswered?: () => boolean,
-  ): Promise<TurnOutcome> {
+  /** `onDelta` receives the visible text as it is generated, for streamed turns. */
+  async run(turn: TurnRequest, onDelta?: (text: string) => void): Promise<TurnOutcome> {
     const started = this.now();
     const key = { project: turn.project, sessionId: turn.sessionId };
     // What went to the model, for the transcript; after a context overflow, the shorter list.
@@ -85,11 +77,8 @@ export class TurnRunner {
         started,
         this.fit(session, userWithImages, this.deps.settings.sessions.maxHistoryTokens),
         onDelta,
-        onAnswered,
       );
       const result = await this.callWithOverflowRetry(request, session, userWithImages);
-      // Backends that cannot tell sooner (the embedded model) are done now.
-      onAnswered?.();
       const text = this.replyText(request, result);
       if (maze) {
         maze.assistantRepeatCount = maze.lastReply === text ? maze.assistantRepeatCount + 1 : 0;
@@ -120,13 +109,11 @@ export class TurnRunner {
     }
   }
 
-  /** One object of one shape per turn: it stays alive for the whole model call. */
   private buildRequest(
     turn: TurnRequest,
     started: number,
     messages: readonly Readonly<ChatMessage>[],
     onDelta: ((text: string) => void) | undefined,
-    onAnswered: (() => boolean) | undefined,
   ): ChatRequest {
     const { settings } = this.deps;
     const project = this.deps.projects.get(turn.project);
@@ -141,7 +128,6 @@ export class TurnRunner {
       enableThinking: !settings.skipThinking,
       deadline: started + settings.server.timeoutSec * 1000,
       onDelta,
-      onAnswered,
       // The server that last served this session still holds its prompt in cache.
       affinityKey: sessionKeyString(turn),
     };
@@ -158,35 +144,29 @@ export class TurnRunner {
    * PROTOCOL B6: when the server still finds the prompt too long, drop older turns and retry once.
    * `request.messages` is then the shorter list, the one the answer is for.
    */
-  private callWithOverflowRetry(
+  private async callWithOverflowRetry(
     request: ChatRequest,
     session: StoredSession,
     user: ChatMessage,
   ): Promise<ChatResult> {
     const { backend, estimator } = this.deps;
     const messages = request.messages;
-    // A promise chain rather than an async function: see withRetries in backends/retry.ts.
-    return backend.chat(request, this.deps.shutdown).then(
-      (result) => this.observe(messages, result),
-      (error: unknown) => {
-        if (!(error instanceof BackendError) || error.code !== "context_overflow") throw error;
-        if (error.promptTokens) estimator.observe(messages, error.promptTokens);
-        const budget = error.contextTokens
-          ? Math.floor(error.contextTokens * OVERFLOW_HEADROOM)
-          : Math.floor(estimator.estimate(messages) / 2);
-        const shorter = this.fit(session, user, budget);
-        this.log.info(
-          {
-            project: session.project,
-            sessionId: session.sessionId,
-            dropped: messages.length - shorter.length,
-          },
-          "context exceeded; retrying with fewer turns",
-        );
-        request.messages = shorter;
-        return backend.chat(request, this.deps.shutdown).then((result) => this.observe(shorter, result));
-      },
-    );
+    try {
+      return this.observe(messages, await backend.chat(request, this.deps.shutdown));
+    } catch (error) {
+      if (!(error instanceof BackendError) || error.code !== "context_overflow") throw error;
+      if (error.promptTokens) estimator.observe(messages, error.promptTokens);
+      const budget = error.contextTokens
+        ? Math.floor(error.contextTokens * OVERFLOW_HEADROOM)
+        : Math.floor(estimator.estimate(messages) / 2);
+      const shorter = this.fit(session, user, budget);
+      this.log.info(
+        { project: session.project, sessionId: session.sessionId, dropped: messages.length - shorter.length },
+        "context exceeded; retrying with fewer turns",
+      );
+      request.messages = shorter;
+      return this.observe(shorter, await backend.chat(request, this.deps.shutdown));
+    }
   }
 
   private observe(messages: readonly Readonly<ChatMessage>[], result: ChatResult): ChatResult {

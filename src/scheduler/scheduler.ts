@@ -16,12 +16,9 @@ export interface ScheduledJob {
   rateLimitPerMinute?: number;
   /**
    * Must not throw; if it does, the scheduler moves on silently (reporting is the job's business).
-   * `freeSlot` hands the job's slot on before the job has finished, once the model is done with
-   * it (storing and publishing the reply need no slot); the session's next job still waits for
-   * this one to finish. It returns true when another job took the slot at once. Calling it
-   * again, or from a control job, does nothing.
+   * A turn or snapshot holds its slot until the returned promise settles.
    */
-  run(freeSlot: () => boolean): Promise<void>;
+  run(): Promise<void>;
   /** Called instead of run() when the job will never run. */
   cancel(reason: CancelReason): void;
 }
@@ -114,7 +111,7 @@ export class TurnScheduler {
       return COALESCED;
     }
 
-    const usesSlot = job.kind !== "control";
+    const usesSlot = holdsSlot(job);
     const now = this.now();
     if (usesSlot && !this.limiter.allows(job.sessionKey, now, job.rateLimitPerMinute)) {
       return { accepted: false, reason: "rate_limited" };
@@ -159,31 +156,31 @@ export class TurnScheduler {
     return session;
   }
 
+  /**
+   * Starts a job: the counters are updated now, so the next submit sees them; run() itself starts
+   * a microtask later, which keeps a job that submits from inside run() from re-entering the
+   * scheduler mid-update.
+   */
   private start(session: Session, job: ScheduledJob): void {
-    let holdsSlot = job.kind !== "control";
     session.running = true;
     this.jobsRunning++;
-    if (holdsSlot) this.slotsTaken++;
-    const giveBack = (): boolean => {
-      if (!holdsSlot) return false;
-      holdsSlot = false;
-      this.slotsTaken--;
-      return true;
-    };
-    const freeSlot = (): boolean => giveBack() && this.pump();
-    const finished = (): void => {
-      session.running = false;
-      this.jobsRunning--;
-      giveBack();
-      this.advance(session);
-      this.pump();
-      this.settleDrain();
-    };
-    // Counters are updated now so the next submit sees them; run() itself starts in a microtask,
-    // which keeps a job that submits from inside run() from re-entering the scheduler mid-update.
-    Promise.resolve()
-      .then(() => job.run(freeSlot))
-      .then(finished, finished);
+    if (holdsSlot(job)) this.slotsTaken++;
+    void this.run(session, job);
+  }
+
+  private async run(session: Session, job: ScheduledJob): Promise<void> {
+    await Promise.resolve();
+    try {
+      await job.run();
+    } catch {
+      // The job owns its error reporting (see ScheduledJob.run).
+    }
+    session.running = false;
+    this.jobsRunning--;
+    if (holdsSlot(job)) this.slotsTaken--;
+    this.advance(session);
+    this.pump();
+    this.settleDrain();
   }
 
   /** Decides what a session whose job just finished does next. */
@@ -200,17 +197,14 @@ export class TurnScheduler {
     }
   }
 
-  /** Hands free slots to ready sessions, oldest-ready first; true when it started any. */
-  private pump(): boolean {
-    let started = false;
+  /** Hands free slots to ready sessions, oldest-ready first. */
+  private pump(): void {
     while (this.slotsTaken < this.slots && this.ready.length > 0) {
       const session = this.ready.shift()!;
       const job = session.waiting.shift()!;
       this.waitingJobs--;
       this.start(session, job);
-      started = true;
     }
-    return started;
   }
 
   private cancelWaiting(): void {
@@ -230,6 +224,11 @@ export class TurnScheduler {
     clearTimeout(drain.timer);
     drain.resolve();
   }
+}
+
+/** Control jobs keep per-session order but take no model slot. */
+function holdsSlot(job: ScheduledJob): boolean {
+  return job.kind !== "control";
 }
 
 function checkCount(name: string, value: number): number {

@@ -172,6 +172,5 @@ function appendTurn(
 ): ChatMessage[] {
   const excess = history.length + 2 - MAX_STORED_MESSAGES;
   const kept = excess > 0 ? history.slice(excess + (excess % 2)) : history;
-  // concat allocates exactly the length needed; push would leave spare capacity in every session.
-  return kept.concat(copyMessage(user), copyMessage(assistant));
+  return [...kept, copyMessage(user), copyMessage(assistant)];
 }
