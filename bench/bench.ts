@@ -30,7 +30,7 @@ import { mkdir } from "node:fs/promises";
 import { arch, cpus, platform } from "node:os";
 import { performance } from "node:perf_hooks";
 import { mergeInputs, type SettingsInput } from "../src/config/load.js";
-import { presetFor } from "../src/config/presets.js";
+import { presetFor } from "../src/projects/presets.js";
 import { mosquittoAvailable, startMosquitto } from "../test/support/brokers.js";
 import type { FakeConfig, FakeInfo, FakeStats } from "./fakeServerProcess.js";
 import type { HandoffFigures, MemoryFigures, SessionFigures } from "./gatewayProcess.js";

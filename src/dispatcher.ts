@@ -91,10 +91,12 @@ export class MessageDispatcher {
       logger.warn({ project: turn.project, sessionId: turn.sessionId, reason }, "turn refused");
       replies.refusal(turn, reason);
     };
+    const project = this.deps.projects.get(turn.project);
     return this.submit(refuse, {
       sessionKey: sessionKeyString(turn),
-      kind: turn.kind === "maze_state" ? "snapshot" : "turn",
-      rateLimitPerMinute: this.deps.projects.get(turn.project).rateLimitPerMinute,
+      kind: "turn",
+      ...(project.hooks.replacesQueued?.(turn.kind) ? { coalesceKey: turn.kind } : {}),
+      rateLimitPerMinute: project.rateLimitPerMinute,
       run: async () => {
         const stream = replies.openStream(turn);
         const outcome = await runner.run(turn, stream?.onDelta);
@@ -249,7 +251,8 @@ export class MessageDispatcher {
 function inboundKind(intent: InboundIntent): InboundKind {
   switch (intent.type) {
     case "turn":
-      return intent.turn.kind === "maze_state" ? "maze_state" : "user_input";
+      // A game state is counted under its topic's name: `P/state` as P_state.
+      return intent.turn.kind === "state" ? `${intent.turn.project}_state` : "user_input";
     case "rejected":
       return "invalid";
     default:

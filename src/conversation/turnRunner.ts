@@ -10,15 +10,13 @@ import type { Settings } from "../config/schema.js";
 import type { ProjectCatalog } from "../config/projects.js";
 import type { Logger } from "../observability/logger.js";
 import type { TranscriptWriter } from "../observability/transcript.js";
-import { stuckMarker } from "../protocol/maze.js";
-import { formatMazeAction } from "../protocol/mazeTools.js";
 import { gatewayError } from "../protocol/outbound.js";
 import type { GatewayError, TurnRequest } from "../protocol/types.js";
 import { fitToBudget } from "../sessions/history.js";
 import type { SessionManager } from "../sessions/manager.js";
 import { sessionKeyString } from "../sessions/record.js";
 import type { TokenEstimator } from "../sessions/tokens.js";
-import { SessionStoreUnavailable, type MazeCounters, type StoredSession } from "../sessions/types.js";
+import { SessionStoreUnavailable, type StoredSession } from "../sessions/types.js";
 
 export type TurnOutcome =
   | { ok: true; text: string; finishReason: string; usage?: TokenUsage; latencyMs: number }
@@ -65,11 +63,9 @@ export class TurnRunner {
         return this.fail(turn, started, "model_unavailable", health.detail);
       }
       const session = await this.deps.sessions.open(key, turn.systemPrompt);
-      const maze = turn.kind === "maze_state" ? nextMazeCounters(session.maze, turn.content) : undefined;
-      const user: ChatMessage = {
-        role: "user",
-        content: maze ? turn.content + mazeStuckMarker(maze) : turn.content,
-      };
+      const { hooks } = this.deps.projects.get(turn.project);
+      const hookTurn = { kind: turn.kind, content: turn.content, state: session.projectState };
+      const user: ChatMessage = { role: "user", content: hooks.modelInput?.(hookTurn) ?? turn.content };
       // Images go to the model with this turn only; history keeps the text.
       const userWithImages = turn.images?.length ? { ...user, images: turn.images } : user;
       request = this.buildRequest(
@@ -79,20 +75,13 @@ export class TurnRunner {
         onDelta,
       );
       const result = await this.callWithOverflowRetry(request, session, userWithImages);
-      const text = this.replyText(request, result);
-      if (maze) {
-        maze.assistantRepeatCount = maze.lastReply === text ? maze.assistantRepeatCount + 1 : 0;
-        maze.lastReply = text;
-      }
+      const text = hooks.replyText?.(result) ?? result.text;
       const committed = await this.deps.sessions.commitTurn(
         key,
         session.generation,
         user,
-        {
-          role: "assistant",
-          content: text,
-        },
-        maze,
+        { role: "assistant", content: text },
+        hooks.nextState?.(hookTurn, text),
       );
       if (!committed) this.log.debug(key, "session cleared or deleted during the turn; reply not stored");
       const latencyMs = this.now() - started;
@@ -174,13 +163,6 @@ export class TurnRunner {
     return result;
   }
 
-  private replyText(request: ChatRequest, result: ChatResult): string {
-    if (request.tools && result.toolCalls.length > 0) {
-      return formatMazeAction(result.text, result.toolCalls);
-    }
-    return result.text;
-  }
-
   private fail(turn: TurnRequest, started: number, code: GatewayError["code"], detail?: string): TurnOutcome {
     const error = gatewayError(code, detail);
     this.record(turn, [], this.now() - started, { error: error.message });
@@ -203,24 +185,6 @@ export class TurnRunner {
       ...outcome,
     });
   }
-}
-
-/**
- * PROTOCOL A3. Like the original gateway, the marker reports how many times in a row the state
- * (and the reply) has been seen, so a first repeat reads 2.
- */
-function mazeStuckMarker(maze: MazeCounters): string {
-  if (maze.stateRepeatCount === 0 && maze.assistantRepeatCount === 0) return "";
-  return stuckMarker(maze.stateRepeatCount + 1, maze.assistantRepeatCount + 1);
-}
-
-/** Counts how often the same snapshot arrives in a row. */
-function nextMazeCounters(previous: MazeCounters, state: string): MazeCounters {
-  return {
-    ...previous,
-    stateRepeatCount: previous.lastState === state ? previous.stateRepeatCount + 1 : 0,
-    lastState: state,
-  };
 }
 
 const BACKEND_TO_GATEWAY: Record<BackendError["code"], GatewayError["code"]> = {

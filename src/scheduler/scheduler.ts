@@ -1,7 +1,7 @@
 import { Fifo } from "./fifo.js";
 import { SlidingWindowLimiter } from "./rateLimiter.js";
 
-export type JobKind = "turn" | "snapshot" | "control";
+export type JobKind = "turn" | "control";
 export type CancelReason = "superseded" | "shutdown";
 
 export interface ScheduledJob {
@@ -12,11 +12,17 @@ export interface ScheduledJob {
    * and are not rate limited.
    */
   kind: JobKind;
+  /**
+   * Jobs of one session with the same coalesce key replace each other while waiting: a newer one
+   * takes the place of the newest waiting one when that has the same key (only the newest game
+   * state matters). The replaced job is cancelled with "superseded".
+   */
+  coalesceKey?: string;
   /** This job's limit per session per minute (e.g. its project's); default: the scheduler's. */
   rateLimitPerMinute?: number;
   /**
    * Must not throw; if it does, the scheduler moves on silently (reporting is the job's business).
-   * A turn or snapshot holds its slot until the returned promise settles.
+   * A "turn" job holds its slot until the returned promise settles.
    */
   run(): Promise<void>;
   /** Called instead of run() when the job will never run. */
@@ -28,11 +34,11 @@ export type Admission =
   | { accepted: false; reason: "overloaded" | "rate_limited" | "shutting_down" };
 
 export interface SchedulerOptions {
-  /** Slots: turns and snapshots holding one run at once, at most. */
+  /** Slots: "turn" jobs run at once, at most. */
   concurrency: number;
   /** Jobs waiting, all kinds, all sessions. */
   maxQueue: number;
-  /** Admitted turn/snapshot jobs per session key in any sliding minute; 0 = unlimited. */
+  /** Admitted "turn" jobs per session key in any sliding minute; 0 = unlimited. */
   rateLimitPerMinute: number;
   now?: () => number;
 }
@@ -102,11 +108,11 @@ export class TurnScheduler {
     if (this.draining) return { accepted: false, reason: "shutting_down" };
     const session = this.sessions.get(job.sessionKey);
 
-    if (job.kind === "snapshot" && session?.waiting.peekLast()?.kind === "snapshot") {
-      // Only the newest game state matters; replacing in place adds no work, so it is neither
-      // rate limited nor counted against the queue.
-      const superseded = session.waiting.peekLast()!;
-      session.waiting.replaceLast(job);
+    const newestWaiting = session?.waiting.peekLast();
+    if (job.coalesceKey !== undefined && newestWaiting?.coalesceKey === job.coalesceKey) {
+      // Replacing in place adds no work, so it is neither rate limited nor counted against the queue.
+      const superseded = newestWaiting;
+      session!.waiting.replaceLast(job);
       safeCancel(superseded, "superseded");
       return COALESCED;
     }

@@ -24,12 +24,19 @@ class Harness {
   private readonly runningPerKey = new Map<string, number>();
   maxRunningPerKey = 0;
 
-  job(sessionKey: string, name: string, kind: JobKind = "turn", fail?: "reject" | "throw"): TestJob {
+  /** "snapshot": a turn with a coalesce key, as game-state snapshots are. */
+  job(
+    sessionKey: string,
+    name: string,
+    kind: JobKind | "snapshot" = "turn",
+    fail?: "reject" | "throw",
+  ): TestJob {
     let resolve!: () => void;
     const done = new Promise<void>((r) => (resolve = r));
     const job: TestJob = {
       sessionKey,
-      kind,
+      kind: kind === "snapshot" ? "turn" : kind,
+      ...(kind === "snapshot" ? { coalesceKey: "state" } : {}),
       name,
       started: false,
       finish: () => resolve(),
@@ -247,7 +254,7 @@ describe("TurnScheduler admission", () => {
   });
 });
 
-describe("TurnScheduler snapshot coalescing", () => {
+describe("TurnScheduler coalescing (game-state snapshots)", () => {
   test("a new snapshot replaces the waiting one, never the running one", async () => {
     const h = new Harness();
     const s = scheduler();
