@@ -287,8 +287,8 @@ async function timedLoops(
 }
 
 /**
- * The same streamed turns read straight from the model server with the openai SDK (SSE), over the
- * same keep-alive fetch as llmqtt's.
+ * The same streamed turns read straight from the model server with the openai SDK (SSE), set up as
+ * llmqtt's (createModelClient).
  */
 export async function runDirectStreams(serverUrl: string, options: StreamOptions): Promise<StreamResult> {
   const { streams, turns, text } = options;
