@@ -1,7 +1,7 @@
 /**
  * The "bare forwarder": the least an MQTT↔LLM gateway can do, as the ceiling llmqtt is measured
  * against. One MQTT subscription on `<project>/user_input`, one POST to the model server with the
- * same HTTP client llmqtt uses (the `openai` SDK over llmqtt's keep-alive fetch, no retries), one
+ * same HTTP client llmqtt uses (createModelClient: the `openai` SDK over undici, no retries), one
  * publish of the reply to `<project>/assistant_response/<sessionId>` (project: `general` unless
  * told otherwise, so that it can run beside an llmqtt serving `general`). No sessions, no history
  * (unless asked for, see `history`), no validation, no slot limit, no ordering. QoS 1 and
@@ -12,8 +12,7 @@
  */
 import type { Socket } from "node:net";
 import mqtt from "mqtt";
-import OpenAI from "openai";
-import { createHttpFetch } from "../src/backends/httpFetch.js";
+import { createModelClient } from "../src/backends/modelClient.js";
 
 interface BareArgs {
   mqttUrl: string;
@@ -45,12 +44,7 @@ const opening: Message[] = systemPrompt ? [{ role: "system", content: systemProm
 const conversations = new Map<string, Message[]>();
 let inFlight = 0;
 const waiting: (() => void)[] = [];
-const openai = new OpenAI({
-  baseURL: `${serverUrl}/v1`,
-  apiKey: "no-key",
-  maxRetries: 0,
-  fetch: createHttpFetch().fetch,
-});
+const { openai } = createModelClient({ root: serverUrl });
 const client = await mqtt.connectAsync(mqttUrl, { reconnectPeriod: 1000 });
 (client.stream as unknown as Socket).setNoDelay?.(true);
 

@@ -30,7 +30,7 @@ import { mkdir } from "node:fs/promises";
 import { arch, cpus, platform } from "node:os";
 import { performance } from "node:perf_hooks";
 import { mergeInputs, type SettingsInput } from "../src/config/load.js";
-import { presetFor } from "../src/config/presets.js";
+import { presetFor } from "../src/projects/presets.js";
 import { mosquittoAvailable, startMosquitto } from "../test/support/brokers.js";
 import type { FakeConfig, FakeInfo, FakeStats } from "./fakeServerProcess.js";
 import type { HandoffFigures, MemoryFigures, SessionFigures } from "./gatewayProcess.js";
@@ -150,7 +150,7 @@ const SCENARIOS: { id: string; describe: string }[] = [
   {
     id: "S5",
     describe:
-      "streamed replies of 2,000 chars in 500 SSE chunks of 4 chars (1 chunk = 1 token), sent as fast as the fake can; the openai SDK (over llmqtt's keep-alive fetch) reading the model server directly vs an MQTT client reading <reply topic>/stream through llmqtt (stream: true; flushIntervalMs 0 and 50); 1 stream x 30 turns and 8 streams x 12 turns, a fresh session per turn; the direct client parses SSE in the load-generator process, llmqtt parses it in its own",
+      "streamed replies of 2,000 chars in 500 SSE chunks of 4 chars (1 chunk = 1 token), sent as fast as the fake can; the openai SDK (set up as llmqtt's (createModelClient)) reading the model server directly vs an MQTT client reading <reply topic>/stream through llmqtt (stream: true; flushIntervalMs 0 and 50); 1 stream x 30 turns and 8 streams x 12 turns, a fresh session per turn; the direct client parses SSE in the load-generator process, llmqtt parses it in its own",
   },
   {
     id: "TCP",
@@ -637,7 +637,7 @@ async function scenario3(env: Env): Promise<Row[]> {
 
 /**
  * S3's ceiling on this machine: the same number of model calls made straight from the load
- * generator (the openai SDK over llmqtt's fetch, no MQTT, no gateway), one loop of sequential
+ * generator (the openai SDK set up as llmqtt's, no MQTT, no gateway), one loop of sequential
  * calls per slot, so every slot is asked again the moment its answer is read.
  */
 async function directSlotCalls(env: Env, ideal: number): Promise<{ share: number; row: Row }> {
@@ -661,7 +661,7 @@ async function directSlotCalls(env: Env, ideal: number): Promise<{ share: number
       wrong: String(result.wrong),
       figure: `${fixed(share, 1)} % of ideal`,
       detail:
-        `${SLOTS} loops x ${calls} sequential calls from the load generator (openai SDK over llmqtt's fetch, no MQTT): ` +
+        `${SLOTS} loops x ${calls} sequential calls from the load generator (openai SDK set up as llmqtt's, no MQTT): ` +
         `the most a client on this machine gets out of ${SLOTS} slots x ${S3_DELAY_MS} ms; ` +
         `a slot idled p50 ${fixed(stats.idleP50, 2)} ms (p90 ${fixed(stats.idleP90, 2)}) between an answer and the next request; ` +
         `${fixed(stats.serviceP50, 2)} ms inside the model server` +
@@ -963,7 +963,7 @@ async function main(): Promise<void> {
   for (const s of SCENARIOS) if (wanted(s.id)) console.log(`  ${s.id.padEnd(4)} ${s.describe}`);
   if (wanted("S1"))
     console.log(
-      "  S6   bare forwarder (bench/bareForwarder.ts), run with S1: one subscription, one openai-SDK POST over llmqtt's keep-alive fetch, one publish; no sessions, history, validation, ordering or slot cap; S6h the same keeping each session's conversation in a Map and sending it whole, as llmqtt does",
+      "  S6   bare forwarder (bench/bareForwarder.ts), run with S1: one subscription, one openai-SDK POST set up as llmqtt's (createModelClient), one publish; no sessions, history, validation, ordering or slot cap; S6h the same keeping each session's conversation in a Map and sending it whole, as llmqtt does",
     );
   console.log(`targets: ${Object.values(TARGETS).join("; ")}`);
   if (Object.keys(options.gatewaySettings).length)

@@ -50,10 +50,10 @@ export interface HandoffFigures {
 /**
  * Times every model call at the gateway's backend (wrapping `gateway.backend.chat`; the turn
  * runner looks the method up per call): when it was made, and when its answer had arrived
- * (ChatRequest.onAnswered, else the call's return). With all slots busy and turns queued, the
- * k-th answer to arrive frees the slot the (k + slots)-th call starts on: the gap between the two
- * is what the gateway itself adds to each slot's cycle (scheduling the next turn, opening its
- * session, building its request; the answered turn's storing and publishing run alongside).
+ * (the call's return). With all slots busy and turns queued, the k-th answer to arrive frees
+ * the slot the (k + slots)-th call starts on: the gap between the two is what the gateway itself
+ * adds to each slot's cycle (storing and publishing the answered turn, scheduling the next one,
+ * opening its session, building its request).
  */
 function traceModelCalls(gateway: Gateway) {
   const backend = gateway.backend;
@@ -64,27 +64,12 @@ function traceModelCalls(gateway: Gateway) {
   backend.chat = async (request, signal) => {
     const start = performance.now();
     starts.push(start);
-    let answered = false;
-    const arrived = (): void => {
-      if (answered) return;
-      answered = true;
+    try {
+      return await chat(request, signal);
+    } finally {
       const at = performance.now();
       answers.push(at);
       durations.push(at - start);
-    };
-    try {
-      return await chat(
-        {
-          ...request,
-          onAnswered: () => {
-            arrived();
-            return request.onAnswered?.() ?? false;
-          },
-        },
-        signal,
-      );
-    } finally {
-      arrived();
     }
   };
   return {

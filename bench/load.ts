@@ -6,8 +6,7 @@
 import type { Socket } from "node:net";
 import { performance } from "node:perf_hooks";
 import mqtt, { type MqttClient } from "mqtt";
-import OpenAI from "openai";
-import { createHttpFetch } from "../src/backends/httpFetch.js";
+import { createModelClient, type ModelClient } from "../src/backends/modelClient.js";
 
 /** The project the load talks to unless told otherwise: llmqtt's bench gateway serves only this one. */
 export const PROJECT = "general";
@@ -265,16 +264,9 @@ export async function runMqttStreams(options: StreamOptions): Promise<StreamResu
   return streamResult(seconds, { chars, messages, firstMs, totalMs, wrong });
 }
 
-/** The openai SDK over the same keep-alive fetch as llmqtt's, for calls straight to the model server. */
-function directClient(serverUrl: string): { openai: OpenAI; close: () => void } {
-  const http = createHttpFetch();
-  const openai = new OpenAI({
-    baseURL: `${serverUrl}/v1`,
-    apiKey: "no-key",
-    maxRetries: 0,
-    fetch: http.fetch,
-  });
-  return { openai, close: () => http.close() };
+/** The openai SDK as llmqtt sets it up, for calls straight to the model server. */
+function directClient(serverUrl: string): ModelClient {
+  return createModelClient({ root: serverUrl });
 }
 
 /** Runs `loops` loops of `each` sequential calls of `call`; seconds until all are done or the timeout. */
@@ -295,8 +287,8 @@ async function timedLoops(
 }
 
 /**
- * The same streamed turns read straight from the model server with the openai SDK (SSE), over the
- * same keep-alive fetch as llmqtt's.
+ * The same streamed turns read straight from the model server with the openai SDK (SSE), set up as
+ * llmqtt's (createModelClient).
  */
 export async function runDirectStreams(serverUrl: string, options: StreamOptions): Promise<StreamResult> {
   const { streams, turns, text } = options;
@@ -326,7 +318,7 @@ export async function runDirectStreams(serverUrl: string, options: StreamOptions
     if (assembled !== text) wrong++;
   };
   const seconds = await timedLoops(streams, turns, turn, options.timeoutMs);
-  close();
+  await close();
   return streamResult(seconds, { chars, messages, firstMs, totalMs, wrong });
 }
 
@@ -359,7 +351,7 @@ export async function runDirectCalls(
     else wrong++;
   };
   const seconds = await timedLoops(options.loops, options.calls, call, options.timeoutMs);
-  close();
+  await close();
   return { answered, wrong, seconds };
 }
 

@@ -91,17 +91,17 @@ export class MessageDispatcher {
       logger.warn({ project: turn.project, sessionId: turn.sessionId, reason }, "turn refused");
       replies.refusal(turn, reason);
     };
+    const project = this.deps.projects.get(turn.project);
     return this.submit(refuse, {
       sessionKey: sessionKeyString(turn),
-      kind: turn.kind === "maze_state" ? "snapshot" : "turn",
-      rateLimitPerMinute: this.deps.projects.get(turn.project).rateLimitPerMinute,
-      run: (freeSlot) => {
+      kind: "turn",
+      ...(project.hooks.replacesQueued?.(turn.kind) ? { coalesceKey: turn.kind } : {}),
+      rateLimitPerMinute: project.rateLimitPerMinute,
+      run: async () => {
         const stream = replies.openStream(turn);
-        // TurnRunner.run never rejects; a chain holds less than an async frame for the whole turn.
-        return runner.run(turn, stream?.onDelta, freeSlot).then((outcome) => {
-          stream?.close(outcome);
-          this.finish(turn, outcome);
-        });
+        const outcome = await runner.run(turn, stream?.onDelta);
+        stream?.close(outcome);
+        this.finish(turn, outcome);
       },
       cancel: (reason) => {
         if (reason === "superseded") metrics.coalesced();
@@ -136,7 +136,7 @@ export class MessageDispatcher {
       if (!this.waiting.delete(cancel)) return; // answered at shutdown already
       const admission = this.deps.scheduler.submit({
         ...job,
-        run: (freeSlot) => job.run(freeSlot).finally(() => ticket.finish()),
+        run: () => job.run().finally(() => ticket.finish()),
         cancel: (reason) => {
           job.cancel(reason);
           void ticket.finish();
@@ -158,8 +158,6 @@ export class MessageDispatcher {
   /** One line per turn, never the prompt or reply text (that is what debug transcripts are for). */
   private logTurn(turn: TurnRequest, outcome: TurnOutcome): void {
     const { logger } = this.deps;
-    // The fields are built only when the line is written: this runs for every turn.
-    if (!logger.isLevelEnabled(outcome.ok ? "info" : "warn")) return;
     const fields = {
       project: turn.project,
       sessionId: turn.sessionId,
@@ -253,7 +251,8 @@ export class MessageDispatcher {
 function inboundKind(intent: InboundIntent): InboundKind {
   switch (intent.type) {
     case "turn":
-      return intent.turn.kind === "maze_state" ? "maze_state" : "user_input";
+      // A game state is counted under its topic's name: `P/state` as P_state.
+      return intent.turn.kind === "state" ? `${intent.turn.project}_state` : "user_input";
     case "rejected":
       return "invalid";
     default:

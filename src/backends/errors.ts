@@ -1,5 +1,4 @@
 import { APIConnectionError, APIConnectionTimeoutError, APIError, APIUserAbortError } from "openai";
-import { isDeadlinePassed } from "./httpFetch.js";
 import { BackendError } from "./types.js";
 
 /** A failure of one attempt, with how long the server asked us to wait before the next one. */
@@ -36,7 +35,9 @@ export function missedDeadline(): BackendError {
 export function classifyError(err: unknown, ctx: ErrorContext): ClassifiedError {
   if (err instanceof BackendError) return { error: err };
   if (err instanceof APIUserAbortError) return { error: requestCancelled() };
-  if (isDeadlinePassed(err)) return { error: missedDeadline() };
+  // fetch rejects with its signal's reason: AbortSignal.timeout's is a TimeoutError.
+  if (err instanceof Error && err.name === "TimeoutError") return { error: missedDeadline() };
+  if (err instanceof Error && err.name === "AbortError") return { error: requestCancelled() };
   if (err instanceof APIConnectionTimeoutError) {
     return { error: new BackendError("timeout", `model server at ${ctx.server} timed out`) };
   }

@@ -171,8 +171,8 @@ export class LlamaCppBackend implements ModelBackend {
   }
 
   /**
-   * Unloads the model; calls still waiting for a slot fail, generations in progress are cut off.
-   * A download still running stops (its partial file stays for the next start to resume).
+   * Unloads the model; generations in progress are cut off. A download still running stops (its
+   * partial file stays for the next start to resume).
    */
   async stop(): Promise<void> {
     this.loading?.abort(new Error("llmqtt is stopping"));
@@ -180,7 +180,6 @@ export class LlamaCppBackend implements ModelBackend {
     const runtime = this.runtime;
     if (!runtime) return;
     this.runtime = undefined;
-    this.pool?.rejectWaiting(new BackendError("unreachable", `${this.name} was unloaded`));
     this.pool = undefined;
     this.state = { healthy: false, detail: "model unloaded" };
     await disposeRuntime(runtime);
@@ -209,14 +208,16 @@ export class LlamaCppBackend implements ModelBackend {
       turn.throwIfCancelledOrTimedOut();
       const plan = planTurn(runtime, request);
       // Prefer the slot whose cache already holds the longest part of this prompt.
-      const sequence = await pool.acquire(
-        turn.signal,
+      const sequence = pool.take(
         (candidate) => candidate.compareContextTokens(plan.tokens).firstDifferentIndex,
       );
+      if (!sequence) {
+        throw new BackendError("rate_limited", `all ${this.settings.slots} slots of ${this.name} are busy`);
+      }
       try {
         return await generate(runtime, sequence, plan, request, turn);
       } finally {
-        pool.release(sequence);
+        pool.give(sequence);
       }
     } catch (err) {
       turn.throwIfCancelledOrTimedOut();

@@ -1,17 +1,10 @@
 /**
- * The fixed set of context sequences of one in-process model, lent out one per chat call.
- *
- * The scheduler never runs more calls than there are slots, but a call that finds every slot busy
- * anyway waits (first come, first served) until one is released or its turn is aborted.
+ * The fixed set of context sequences of one in-process model, lent out one per chat call. It keeps
+ * no waiting line: the scheduler runs no more calls than the model has slots (its health reports
+ * them), so `take` finds a free one unless capacity and calls got out of step.
  */
 export class SlotPool<T> {
   private readonly free: T[];
-  private readonly waiters: {
-    resolve: (item: T) => void;
-    reject: (reason: unknown) => void;
-    signal: AbortSignal;
-    onAbort: () => void;
-  }[] = [];
 
   constructor(items: readonly T[]) {
     if (items.length === 0) throw new Error("a slot pool needs at least one slot");
@@ -22,61 +15,18 @@ export class SlotPool<T> {
     return this.free.length;
   }
 
-  get waiting(): number {
-    return this.waiters.length;
-  }
-
   /**
-   * Takes a free slot, preferring the one with the highest `score` (e.g. the longest prompt prefix
-   * already in its cache), or waits for one. Rejects with `signal.reason` when the signal aborts.
+   * Takes the free slot with the highest `score` (e.g. the longest prompt prefix already in its
+   * cache); undefined when every slot is busy.
    */
-  acquire(signal: AbortSignal, score: (item: T) => number = () => 0): Promise<T> {
-    if (signal.aborted) return Promise.reject(signal.reason);
-    if (this.free.length > 0) {
-      let best = 0;
-      let bestScore = -Infinity;
-      this.free.forEach((item, index) => {
-        const value = score(item);
-        if (value > bestScore) {
-          best = index;
-          bestScore = value;
-        }
-      });
-      const [item] = this.free.splice(best, 1);
-      return Promise.resolve(item as T);
-    }
-    return new Promise<T>((resolve, reject) => {
-      const waiter = {
-        resolve,
-        reject,
-        signal,
-        onAbort: () => {
-          const index = this.waiters.indexOf(waiter);
-          if (index !== -1) this.waiters.splice(index, 1);
-          reject(signal.reason);
-        },
-      };
-      signal.addEventListener("abort", waiter.onAbort, { once: true });
-      this.waiters.push(waiter);
-    });
+  take(score: (item: T) => number = () => 0): T | undefined {
+    if (this.free.length === 0) return undefined;
+    const scores = this.free.map(score);
+    const best = scores.indexOf(Math.max(...scores));
+    return this.free.splice(best, 1)[0];
   }
 
-  /** Returns a slot: the longest waiter gets it, else it goes back to the free list. */
-  release(item: T): void {
-    const waiter = this.waiters.shift();
-    if (!waiter) {
-      this.free.push(item);
-      return;
-    }
-    waiter.signal.removeEventListener("abort", waiter.onAbort);
-    waiter.resolve(item);
-  }
-
-  /** Fails every waiter (the model is being unloaded). */
-  rejectWaiting(reason: unknown): void {
-    for (const waiter of this.waiters.splice(0)) {
-      waiter.signal.removeEventListener("abort", waiter.onAbort);
-      waiter.reject(reason);
-    }
+  give(item: T): void {
+    this.free.push(item);
   }
 }

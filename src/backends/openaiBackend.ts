@@ -1,4 +1,3 @@
-import OpenAI from "openai";
 import type {
   ChatCompletion,
   ChatCompletionChunk,
@@ -9,13 +8,14 @@ import type { Logger } from "pino";
 import type { ServerSettings } from "../config/schema.js";
 import {
   classifyError,
+  missedDeadline,
   requestCancelled,
   withPartialText,
   type ClassifiedError,
   type ErrorContext,
 } from "./errors.js";
 import { HealthMonitor } from "./health.js";
-import { createHttpFetch, withCallLimits, type CallLimits, type HttpFetch } from "./httpFetch.js";
+import { createModelClient, type ModelClient } from "./modelClient.js";
 import { probeServer, unreachableDetail } from "./probe.js";
 import { ReasoningFilter, stripReasoning } from "./reasoning.js";
 import { DEFAULT_RETRY_POLICY, withRetries, type RetryPolicy } from "./retry.js";
@@ -31,10 +31,7 @@ import {
 } from "./types.js";
 
 export interface OpenAIBackendOptions {
-  /**
-   * Replaces llmqtt's keep-alive fetch (httpFetch.ts) for chat requests and probes (tests, proxies);
-   * it is given the CallLimits through a signal per call.
-   */
+  /** Replaces undici's fetch for chat requests and probes (tests, proxies). */
   fetch?: typeof fetch;
   /** Clock for retry decisions, epoch milliseconds; a call's own deadline runs on Date.now. */
   now?: () => number;
@@ -51,18 +48,13 @@ type ExtendedChatParams = ChatCompletionCreateParamsNonStreaming & ServerExtensi
 type ExtendedStreamingParams = ChatCompletionCreateParamsStreaming & ServerExtensions;
 
 const PROBE_TIMEOUT_MS = 5000;
-// The SDK insists on a key; servers without auth ignore it.
-const PLACEHOLDER_API_KEY = "no-key";
-// The per-turn deadline is the only timeout; the SDK's own (10 min by default) must never cut in first.
-const SDK_TIMEOUT_MS = 2 ** 31 - 1;
+// AbortSignal.timeout, as setTimeout, cannot wait longer than this.
+const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /** Any OpenAI-compatible chat server: llama-server, vLLM, Ollama, OpenAI. */
 export class OpenAICompatibleBackend implements ModelBackend {
   readonly name: string;
-  private readonly root: string;
-  private readonly client: OpenAI;
-  /** The connections to this server, unless a fetch was given. */
-  private readonly http: HttpFetch | undefined;
+  private readonly client: ModelClient;
   private readonly monitor: HealthMonitor;
   private readonly errorContext: ErrorContext;
   private readonly now: () => number;
@@ -73,33 +65,21 @@ export class OpenAICompatibleBackend implements ModelBackend {
     private readonly logger: Logger,
     options: OpenAIBackendOptions = {},
   ) {
-    this.root = serverRoot(settings.url);
-    this.name = displayUrl(this.root);
+    const root = serverRoot(settings.url);
+    this.name = displayUrl(root);
     this.now = options.now ?? Date.now;
     this.retry = { ...DEFAULT_RETRY_POLICY, ...options.retry };
     this.errorContext = { server: this.name, redact: redactor(settings.apiKey) };
-    let fetchImpl: typeof fetch;
-    if (options.fetch) {
-      fetchImpl = withCallLimits(options.fetch);
-    } else {
-      this.http = createHttpFetch();
-      fetchImpl = this.http.fetch;
-    }
-    this.client = new OpenAI({
-      baseURL: `${this.root}/v1`,
-      apiKey: settings.apiKey || PLACEHOLDER_API_KEY,
-      // Never pick up OPENAI_ORG_ID / OPENAI_PROJECT_ID from the environment for a foreign server.
-      organization: null,
-      project: null,
-      maxRetries: 0,
-      timeout: SDK_TIMEOUT_MS,
-      fetch: fetchImpl,
+    this.client = createModelClient({
+      root,
+      apiKey: settings.apiKey,
+      ...(options.fetch ? { fetch: options.fetch } : {}),
     });
     const target = {
-      root: this.root,
+      root,
       server: this.name,
       apiKey: settings.apiKey,
-      fetch: fetchImpl,
+      fetch: this.client.fetch,
       timeoutMs: options.probeTimeoutMs ?? PROBE_TIMEOUT_MS,
     };
     this.monitor = new HealthMonitor((signal) => probeServer(target, signal), {
@@ -115,7 +95,7 @@ export class OpenAICompatibleBackend implements ModelBackend {
 
   async stop(): Promise<void> {
     this.monitor.stop();
-    this.http?.close();
+    await this.client.close();
   }
 
   health(): Readonly<BackendHealth> {
@@ -126,18 +106,16 @@ export class OpenAICompatibleBackend implements ModelBackend {
     this.monitor.onChange(listener);
   }
 
-  chat(request: ChatRequest, signal?: AbortSignal): Promise<ChatResult> {
-    const answer = new AnswerWatch(request.onAnswered);
-    if (request.onDelta) return this.chatStreaming(request, request.onDelta, signal, answer);
+  async chat(request: ChatRequest, signal?: AbortSignal): Promise<ChatResult> {
+    const call = new CallLimit(request.deadline, signal);
+    if (request.onDelta) return this.chatStreaming(request, request.onDelta, call);
     const params = toParams(request, this.settings.model);
-    const limits = callOptions(request.deadline, signal, answer);
-    // Promise chains, not async functions, on this path: see withRetries in retry.ts.
-    return this.withRetries(
-      () => this.client.chat.completions.create(params, limits),
+    const completion = await this.withRetries(
+      () => this.client.openai.chat.completions.create(params, { signal: call.signal }),
       request,
-      signal,
-      answer,
-    ).then((completion) => toResult(completion, this.name));
+      call,
+    );
+    return toResult(completion, this.name);
   }
 
   /**
@@ -148,8 +126,7 @@ export class OpenAICompatibleBackend implements ModelBackend {
   private async chatStreaming(
     request: ChatRequest,
     onDelta: (text: string) => void,
-    signal: AbortSignal | undefined,
-    answer: AnswerWatch,
+    call: CallLimit,
   ): Promise<ChatResult> {
     const params: ExtendedStreamingParams = {
       ...toParams(request, this.settings.model),
@@ -168,15 +145,14 @@ export class OpenAICompatibleBackend implements ModelBackend {
         throw new DeliveredFailure(error, true);
       }
     };
-    const limits = callOptions(request.deadline, signal, answer);
     const attempt = async (): Promise<ChatResult> => {
       const filter = new ReasoningFilter();
       const assembler = new StreamAssembler();
       try {
-        const stream = await this.client.chat.completions.create(params, limits);
+        const stream = await this.client.openai.chat.completions.create(params, { signal: call.signal });
         for await (const chunk of stream) deliver(filter.push(assembler.add(chunk)));
-        // The SDK ends the iteration quietly on an AbortError, as the caller's abort may be.
-        if (signal?.aborted) throw requestCancelled();
+        // The SDK ends the iteration quietly when the call's signal aborts.
+        call.throwIfStopped();
         const result = assembler.finish(this.name);
         deliver(filter.end());
         return { ...result, text: delivered };
@@ -185,7 +161,7 @@ export class OpenAICompatibleBackend implements ModelBackend {
       }
     };
     try {
-      return await this.withRetries(attempt, request, signal, answer);
+      return await this.withRetries(attempt, request, call);
     } catch (err) {
       if (callerError) throw callerError.error;
       if (err instanceof BackendError && delivered) throw withPartialText(err, delivered);
@@ -194,50 +170,70 @@ export class OpenAICompatibleBackend implements ModelBackend {
   }
 
   /** Runs `attempt` under the retry policy and the request's deadline; keeps health up to date. */
-  private withRetries<T>(
-    attempt: () => Promise<T>,
-    request: ChatRequest,
-    signal: AbortSignal | undefined,
-    answer: AnswerWatch,
-  ): Promise<T> {
-    return withRetries(attempt, {
-      deadline: request.deadline,
-      now: this.now,
-      signal,
-      policy: this.retry,
-      exhausted: answer.hasArrived,
-      classify: this.classify,
-      onRetry: this.logRetry,
-    }).then(this.markHealthy, this.markFailure);
+  private async withRetries<T>(attempt: () => Promise<T>, request: ChatRequest, call: CallLimit): Promise<T> {
+    try {
+      const result = await withRetries(attempt, {
+        deadline: request.deadline,
+        now: this.now,
+        signal: call.caller,
+        policy: this.retry,
+        classify: (err) => this.classify(err, call),
+        onRetry: (error, n, delayMs) => this.logRetry(error, n, delayMs),
+      });
+      this.monitor.markHealthy();
+      return result;
+    } catch (err) {
+      if (err instanceof BackendError && err.code === "unreachable") {
+        this.monitor.markUnreachable(unreachableDetail(err));
+      }
+      throw err;
+    }
   }
 
-  // Arrow-function fields: handed on with every call without a new closure each time.
-  private readonly markHealthy = <T>(result: T): T => {
-    this.monitor.markHealthy();
-    return result;
-  };
-
-  private readonly markFailure = (err: unknown): never => {
-    if (err instanceof BackendError && err.code === "unreachable") {
-      this.monitor.markUnreachable(unreachableDetail(err));
-    }
-    throw err;
-  };
-
-  private readonly logRetry = (error: BackendError, attempt: number, delayMs: number): void =>
+  private logRetry(error: BackendError, attempt: number, delayMs: number): void {
     this.logger.info(
       { server: this.name, code: error.code, status: error.status, attempt, delayMs },
       `model request failed (${error.message}); retrying`,
     );
+  }
 
-  private readonly classify = (err: unknown): ClassifiedError => {
+  private classify(err: unknown, call: CallLimit): ClassifiedError {
+    // An aborted call fails in whatever way the SDK or fetch saw it; what stopped it is what counts.
+    const stopped = call.stopError();
+    if (stopped) return { error: stopped, final: true };
     if (err instanceof DeliveredFailure) {
       // The caller's own failure says nothing about the server; chatStreaming rethrows it as it is.
       if (err.byCaller) return { error: new BackendError("cancelled", "onDelta failed"), final: true };
       return { ...classifyError(err.cause, this.errorContext), final: true };
     }
     return classifyError(err, this.errorContext);
-  };
+  }
+}
+
+/** One chat call's AbortSignal: the caller's (cancel, shutdown) or the turn's deadline, whichever comes first. */
+class CallLimit {
+  readonly signal: AbortSignal;
+  private readonly deadline: AbortSignal;
+
+  constructor(
+    deadline: number,
+    readonly caller: AbortSignal | undefined,
+  ) {
+    this.deadline = AbortSignal.timeout(Math.min(MAX_TIMER_MS, Math.max(0, deadline - Date.now())));
+    this.signal = caller ? AbortSignal.any([caller, this.deadline]) : this.deadline;
+  }
+
+  /** Why the call was stopped, as the caller should hear it; undefined while it may go on. */
+  stopError(): BackendError | undefined {
+    if (this.caller?.aborted) return requestCancelled();
+    if (this.deadline.aborted) return missedDeadline();
+    return undefined;
+  }
+
+  throwIfStopped(): void {
+    const error = this.stopError();
+    if (error) throw error;
+  }
 }
 
 /** A failure after text went to the caller, or in the caller's own onDelta: never retried. */
@@ -248,27 +244,6 @@ class DeliveredFailure extends Error {
   ) {
     super("stream failed after delivering text", { cause });
   }
-}
-
-/**
- * Passes ChatRequest.onAnswered to the fetch (CallLimits.answered) and remembers that it ran: the
- * caller may have handed the server's slot on by then, so the request is not sent again, even
- * when the answer then proves broken (cut short, unreadable).
- */
-class AnswerWatch {
-  private ran = false;
-  readonly arrived: (() => boolean) | undefined;
-
-  constructor(onAnswered: (() => boolean) | undefined) {
-    this.arrived = onAnswered
-      ? () => {
-          this.ran = true;
-          return onAnswered();
-        }
-      : undefined;
-  }
-
-  readonly hasArrived = (): boolean => this.ran;
 }
 
 /** Builds the reply from stream chunks: tool calls from their pieces, finish reason, usage. */
@@ -314,9 +289,7 @@ class StreamAssembler {
 
 /** A user message with images becomes content parts: its text, then one `image_url` per image. */
 function toMessageParam(message: Readonly<ChatMessage>): ExtendedChatParams["messages"][number] {
-  // Most messages (all of the stored history) already have the wire shape: sent as they are.
-  if (message.images === undefined) return message as ExtendedChatParams["messages"][number];
-  if (message.role !== "user" || message.images.length === 0)
+  if (message.role !== "user" || !message.images?.length)
     return { role: message.role, content: message.content };
   return {
     role: "user",
@@ -325,17 +298,6 @@ function toMessageParam(message: Readonly<ChatMessage>): ExtendedChatParams["mes
       ...message.images.map((url) => ({ type: "image_url" as const, image_url: { url } })),
     ],
   };
-}
-
-/** The SDK's options for one call: the turn's deadline, the caller's signal and answer hook, as CallLimits. */
-function callOptions(
-  deadline: number,
-  cancel: AbortSignal | undefined,
-  answer: AnswerWatch,
-): OpenAI.RequestOptions {
-  const limits: CallLimits = { deadline, cancel, answered: answer.arrived };
-  // The SDK spreads fetchOptions into the RequestInit it hands to fetch; the fields are ours.
-  return { fetchOptions: limits as NonNullable<OpenAI.RequestOptions["fetchOptions"]> };
 }
 
 function toParams(request: ChatRequest, model: string): ExtendedChatParams {

@@ -52,7 +52,6 @@ const DEFAULT_MAX_AFFINITY_KEYS = 10_000;
 const FAILOVER_CODES = new Set<BackendErrorCode>(["unreachable", "server_error", "rate_limited"]);
 // setTimeout fires at once for delays above 2^31-1 ms; a far deadline must not become an instant one.
 const MAX_TIMER_MS = 2 ** 31 - 1;
-const NONE_TRIED: ReadonlySet<never> = new Set();
 
 interface Member {
   readonly backend: ModelBackend;
@@ -68,20 +67,15 @@ interface Member {
   coolTimer: NodeJS.Timeout | undefined;
 }
 
-/** A call waiting for a free slot; `grant` hands it a member whose slot is already taken. */
-interface Waiter {
-  readonly tried: ReadonlySet<Member>;
-  readonly affinityKey: string | undefined;
-  readonly lastError: BackendError | undefined;
-  grant(member: Member): void;
-  fail(error: BackendError): void;
-}
-
 /**
- * Several model servers behind one ModelBackend. Calls go to members with a free slot (never
- * more in flight than a member's capacity), preferring the member that last served the same
- * conversation; a member that fails for reasons of its own cools down while the call moves on to
- * another member within the same deadline.
+ * Several model servers behind one ModelBackend. A call goes to a member with a free slot,
+ * preferring the member that last served the same conversation; a member that fails for reasons
+ * of its own cools down while the call moves on to another member within the same deadline.
+ *
+ * The pool keeps no waiting line: the scheduler runs no more calls than the usable members have
+ * slots, so a free slot is normally there. When none is (a failover, or capacity that just
+ * shrank), the call goes to the least-loaded usable member it has not tried: llama-server queues
+ * a request it has no free slot for, and the turn's deadline still bounds the wait.
  */
 export class BackendPool implements ModelBackend {
   readonly name: string;
@@ -93,7 +87,6 @@ export class BackendPool implements ModelBackend {
   private readonly maxAffinityKeys: number;
   private readonly continueBrokenStreams: boolean;
   private readonly affinity = new Map<string, Member>();
-  private readonly waiters: Waiter[] = [];
   private readonly listeners: ((health: Readonly<BackendHealth>) => void)[] = [];
   private reported: BackendHealth;
   /** Where the round-robin among equally good members continues. */
@@ -143,22 +136,13 @@ export class BackendPool implements ModelBackend {
       clearTimeout(member.coolTimer);
       member.coolTimer = undefined;
     }
-    for (const waiter of this.waiters.splice(0)) {
-      waiter.fail(new BackendError("unreachable", "the model server pool was stopped"));
-    }
     await Promise.all(this.members.map((m) => m.backend.stop()));
   }
 
   health(): BackendHealth {
-    // Asked for on every turn: a loop, not filter/reduce.
-    let slots = 0;
-    let anyUsable = false;
-    for (const member of this.members) {
-      if (!this.usable(member)) continue;
-      anyUsable = true;
-      slots += this.capacity(member);
-    }
-    return anyUsable ? { healthy: true, slots } : { healthy: false, detail: this.unavailableDetail() };
+    const usable = this.members.filter((m) => this.usable(m));
+    if (usable.length === 0) return { healthy: false, detail: this.unavailableDetail() };
+    return { healthy: true, slots: usable.reduce((sum, m) => sum + this.capacity(m), 0) };
   }
 
   onHealthChange(listener: (health: Readonly<BackendHealth>) => void): void {
@@ -178,8 +162,8 @@ export class BackendPool implements ModelBackend {
   }
 
   async chat(request: ChatRequest, signal?: AbortSignal): Promise<ChatResult> {
-    // Members that failed this call; most calls never need one.
-    let tried: Set<Member> | undefined;
+    // Members that failed this call.
+    const tried = new Set<Member>();
     // Everything delivered to the caller so far, across members.
     let delivered = "";
     const onDelta = request.onDelta;
@@ -189,34 +173,22 @@ export class BackendPool implements ModelBackend {
           onDelta(text);
         }
       : undefined;
+    const failed = (error: BackendError): BackendError =>
+      delivered ? withPartialText(error, delivered) : error;
     let lastError: BackendError | undefined;
     for (;;) {
-      let member: Member;
-      try {
-        const slot = this.acquire(request, signal, tried ?? NONE_TRIED, lastError);
-        member = slot instanceof Promise ? await slot : slot;
-      } catch (err) {
-        throw delivered && err instanceof BackendError ? withPartialText(err, delivered) : err;
-      }
+      if (signal?.aborted) throw failed(requestCancelled());
+      if (this.now() >= request.deadline) throw failed(missedDeadline());
+      const member = this.pick(tried, request.affinityKey);
+      if (!member) throw failed(lastError ?? this.noServer());
       const before = delivered;
-      // The slot is free once the server has sent its answer, maybe before chat() settles.
-      let holding = true;
-      const release = (): boolean => {
-        if (!holding) return false;
-        holding = false;
-        member.inFlight--;
-        return this.pump();
-      };
       const attempt: ChatRequest = {
         ...request,
         // Continues an answer of which `before` has already been sent.
         messages: before ? [...request.messages, { role: "assistant", content: before }] : request.messages,
         onDelta: deliver,
-        onAnswered: () => {
-          const granted = release();
-          return (request.onAnswered?.() ?? false) || granted;
-        },
       };
+      member.inFlight++;
       try {
         const result = await member.backend.chat(attempt, signal);
         member.served++;
@@ -226,125 +198,36 @@ export class BackendPool implements ModelBackend {
         // Anything else (the caller's onDelta throwing, say) says nothing about the server.
         if (!(err instanceof BackendError)) throw err;
         if (err.code !== "cancelled") member.failed++;
-        if (!FAILOVER_CODES.has(err.code)) throw delivered ? withPartialText(err, delivered) : err;
-        (tried ??= new Set()).add(member);
+        if (!FAILOVER_CODES.has(err.code)) throw failed(err);
+        tried.add(member);
         this.coolDown(member, err);
-        if (delivered && !this.continueBrokenStreams) throw withPartialText(err, delivered);
+        if (delivered && !this.continueBrokenStreams) throw failed(err);
         lastError = err;
       } finally {
-        release();
+        member.inFlight--;
       }
     }
   }
 
   /**
-   * Takes a slot on a usable member not tried yet: at once (no promise, as for most calls) when
-   * one is free and no call waits, else waiting in line. Throws when no member can serve.
-   */
-  private acquire(
-    request: ChatRequest,
-    signal: AbortSignal | undefined,
-    tried: ReadonlySet<Member>,
-    lastError: BackendError | undefined,
-  ): Member | Promise<Member> {
-    if (signal?.aborted) throw requestCancelled();
-    if (this.now() >= request.deadline) throw missedDeadline();
-    if (!this.hasCandidate(tried)) throw lastError ?? this.noServer();
-    if (this.waiters.length === 0) {
-      const member = this.pick(tried, request.affinityKey);
-      if (member) {
-        member.inFlight++;
-        return member;
-      }
-    }
-    return new Promise<Member>((resolve, reject) => {
-      const leave = (): void => {
-        clearTimeout(timer);
-        signal?.removeEventListener("abort", onAbort);
-        const at = this.waiters.indexOf(waiter);
-        if (at !== -1) this.waiters.splice(at, 1);
-      };
-      const waiter: Waiter = {
-        tried,
-        affinityKey: request.affinityKey,
-        lastError,
-        grant: (member) => {
-          leave();
-          resolve(member);
-        },
-        fail: (error) => {
-          leave();
-          reject(error);
-        },
-      };
-      const onAbort = (): void => waiter.fail(requestCancelled());
-      const timer = setTimeout(
-        () =>
-          waiter.fail(new BackendError("timeout", "no model server slot became free before the deadline")),
-        Math.min(MAX_TIMER_MS, Math.max(0, request.deadline - this.now())),
-      );
-      signal?.addEventListener("abort", onAbort, { once: true });
-      // A call moving on after a failure has waited longest already.
-      if (tried.size > 0) this.waiters.unshift(waiter);
-      else this.waiters.push(waiter);
-      // Those ahead cannot use what is free, but this call may (another member, say).
-      this.pump();
-    });
-  }
-
-  /**
-   * Hands free slots to waiting calls in arrival order; fails those no member can serve now.
-   * True when it gave a slot to any.
-   */
-  private pump(): boolean {
-    if (this.waiters.length === 0) return false;
-    let granted = false;
-    for (const waiter of [...this.waiters]) {
-      // A listener may have started a call that already served this one.
-      if (!this.waiters.includes(waiter)) continue;
-      if (!this.hasCandidate(waiter.tried)) {
-        waiter.fail(waiter.lastError ?? this.noServer());
-        continue;
-      }
-      const member = this.pick(waiter.tried, waiter.affinityKey);
-      if (!member) continue;
-      member.inFlight++;
-      waiter.grant(member);
-      granted = true;
-    }
-    return granted;
-  }
-
-  private isCandidate(member: Member, tried: ReadonlySet<Member>): boolean {
-    return !tried.has(member) && this.usable(member);
-  }
-
-  private hasCandidate(tried: ReadonlySet<Member>): boolean {
-    return this.members.some((m) => this.isCandidate(m, tried));
-  }
-
-  /**
-   * The member for a call among the candidates: the one that last served its conversation if it
-   * has a free slot, else the one with the most free slots by weight (ties take turns, from
-   * `cursor` on). Runs for every call, so it walks the members without building lists.
+   * The member for a call among the usable ones it has not tried: the one that last served its
+   * conversation if it has a free slot, else the one with the most free slots by weight (ties
+   * take turns, from `cursor` on); when none has a free slot, the least loaded for its capacity.
    */
   private pick(tried: ReadonlySet<Member>, affinityKey: string | undefined): Member | undefined {
-    const preferred = affinityKey === undefined ? undefined : this.affinity.get(affinityKey);
-    if (preferred && this.isCandidate(preferred, tried) && this.freeSlots(preferred) > 0) return preferred;
     const n = this.members.length;
-    let best: Member | undefined;
-    let bestScore = 0;
-    for (let k = 0; k < n; k++) {
-      const m = this.members[(this.cursor + k) % n]!;
-      const free = this.freeSlots(m);
-      if (free <= 0 || !this.isCandidate(m, tried)) continue;
-      const score = free * m.weight;
-      if (score > bestScore) {
-        best = m;
-        bestScore = score;
-      }
-    }
-    if (best) this.cursor = (best.index + 1) % n;
+    // Every member once, starting at the cursor, so that ties take turns.
+    const candidates = Array.from({ length: n }, (_, k) => this.members[(this.cursor + k) % n]!).filter(
+      (m) => !tried.has(m) && this.usable(m),
+    );
+    if (candidates.length === 0) return undefined;
+    const preferred = affinityKey === undefined ? undefined : this.affinity.get(affinityKey);
+    if (preferred && candidates.includes(preferred) && this.freeSlots(preferred) > 0) return preferred;
+    const withFreeSlot = candidates.filter((m) => this.freeSlots(m) > 0);
+    const best = withFreeSlot.length
+      ? maxBy(withFreeSlot, (m) => this.freeSlots(m) * m.weight)
+      : maxBy(candidates, (m) => -m.inFlight / (this.capacity(m) * m.weight));
+    this.cursor = (best.index + 1) % n;
     return best;
   }
 
@@ -413,7 +296,7 @@ export class BackendPool implements ModelBackend {
     member.coolTimer.unref();
   }
 
-  /** Ends cooldowns that are over, tells listeners about a changed aggregate, serves waiters. */
+  /** Ends cooldowns that are over and tells listeners about a changed aggregate. */
   private refresh(): void {
     for (const member of this.members) {
       if (member.coolUntil !== undefined && !this.coolingDown(member)) {
@@ -432,7 +315,6 @@ export class BackendPool implements ModelBackend {
       this.reported = next;
       for (const listener of this.listeners) listener({ ...next });
     }
-    this.pump();
   }
 
   private unavailableDetail(): string {
@@ -448,4 +330,9 @@ export class BackendPool implements ModelBackend {
   private noServer(): BackendError {
     return new BackendError("unreachable", this.unavailableDetail());
   }
+}
+
+/** The first item with the highest score. */
+function maxBy<T>(items: readonly T[], score: (item: T) => number): T {
+  return items.reduce((best, item) => (score(item) > score(best) ? item : best));
 }

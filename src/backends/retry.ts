@@ -1,3 +1,4 @@
+import { setTimeout } from "node:timers/promises";
 import { missedDeadline, requestCancelled, type ClassifiedError } from "./errors.js";
 import type { BackendError, BackendErrorCode } from "./types.js";
 
@@ -21,50 +22,37 @@ export interface RetryOptions {
   signal?: AbortSignal;
   policy: RetryPolicy;
   classify(err: unknown): ClassifiedError;
-  /** True when no attempt may follow, whatever the failure (the caller was told the server answered). */
-  exhausted?(): boolean;
   onRetry?(error: BackendError, attempt: number, delayMs: number): void;
 }
 
 /**
  * Runs `attempt` until it succeeds, fails for good, or runs out of attempts or time. An attempt
- * must itself end by the deadline and when the caller's signal aborts (httpFetch's CallLimits
- * do both); its failure then counts as `timeout` or `cancelled`, whatever the HTTP stack made of
- * it.
- *
- * A chain of promises rather than an async loop: a model call is in flight for most of a turn,
- * and an awaiting async function holds its whole frame meanwhile (~0.4 KB more than a pending
- * `.then`), which young-generation collections copy again and again under load.
+ * must itself end by the deadline and when the caller's signal aborts; its failure then counts as
+ * `timeout` or `cancelled`, whatever the HTTP stack made of it.
  */
-export function withRetries<T>(attempt: () => Promise<T>, options: RetryOptions): Promise<T> {
+export async function withRetries<T>(attempt: () => Promise<T>, options: RetryOptions): Promise<T> {
   const { deadline, now, policy, signal } = options;
   const stopped = (): BackendError | undefined => {
     if (signal?.aborted) return requestCancelled();
     if (now() >= deadline) return missedDeadline();
     return undefined;
   };
-  const run = (n: number): Promise<T> => {
+  for (let n = 1; ; n++) {
     const stop = stopped();
-    if (stop) return Promise.reject(stop);
-    let pending: Promise<T>;
+    if (stop) throw stop;
     try {
-      pending = attempt();
+      return await attempt();
     } catch (err) {
-      pending = Promise.reject(err);
-    }
-    return pending.catch((err: unknown) => {
       const abort = stopped();
       if (abort) throw abort;
       const { error, retryAfterMs, final } = options.classify(err);
-      if (final || !RETRYABLE.has(error.code) || n >= policy.maxAttempts || options.exhausted?.())
-        throw error;
+      if (final || !RETRYABLE.has(error.code) || n >= policy.maxAttempts) throw error;
       const delay = retryAfterMs ?? backoffDelay(n, policy);
       if (now() + delay >= deadline) throw error;
       options.onRetry?.(error, n, delay);
-      return sleep(delay, signal).then(() => run(n + 1));
-    });
-  };
-  return run(1);
+      await sleep(delay, signal);
+    }
+  }
 }
 
 /** Exponential backoff with "equal jitter": between half and all of base × 2^(n-1), capped. */
@@ -78,16 +66,6 @@ export function backoffDelay(
 }
 
 /** Resolves after `ms` or as soon as `signal` aborts; the caller checks why it woke up. */
-function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
-  return new Promise((resolve) => {
-    if (!signal) return void setTimeout(resolve, ms);
-    if (signal.aborted) return resolve();
-    const done = (): void => {
-      clearTimeout(timer);
-      signal.removeEventListener("abort", done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    signal.addEventListener("abort", done, { once: true });
-  });
+async function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
+  await setTimeout(ms, undefined, { signal }).catch(() => {});
 }

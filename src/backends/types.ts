@@ -43,14 +43,6 @@ export interface ChatRequest extends SamplingParameters {
    */
   onDelta?: (text: string) => void;
   /**
-   * Runs once the model server has sent its whole answer, which may be before chat() settles
-   * (the answer is still being read): the server's slot can take another call from then on.
-   * Returns true when another call took the slot at once, which may then go out before this
-   * answer is read. A backend that cannot tell sooner never calls it; chat() settling means the
-   * same.
-   */
-  onAnswered?: () => boolean;
-  /**
    * Identifies a conversation for backend pools: calls with the same key go to the same server
    * while it has a free slot, so the server can reuse the prompt cache of that conversation.
    */

@@ -1,7 +1,8 @@
 import type { SamplingParameters, ToolDefinition } from "../backends/types.js";
-import { MAZE_TOOLS } from "../protocol/mazeTools.js";
+import { NO_HOOKS, type ProjectHooks } from "../projects/hooks.js";
+import { MAZE_ACTIONS, type ToolSet } from "../projects/maze/tools.js";
+import { presetFor } from "../projects/presets.js";
 import { ConfigError } from "./load.js";
-import { presetFor } from "./presets.js";
 import type { ProjectSettings, ServerSettings, Settings } from "./schema.js";
 
 /** The model servers to use: the `backends` list with `server` defaults filled in, or `server` alone. */
@@ -20,6 +21,8 @@ export interface Project {
   /** The tools offered to the model on this project's turns; empty = none. */
   tools: ToolDefinition[];
   toolChoice: "auto" | "required";
+  /** The project's own behaviour beyond its data (projects/hooks.ts). */
+  hooks: ProjectHooks;
 }
 
 /** The configured projects with presets and global defaults applied; unknown names act as `general`. */
@@ -31,18 +34,24 @@ export class ProjectCatalog {
       const spec: ProjectSettings = typeof entry === "string" ? { name: entry } : entry;
       if (this.projects.has(spec.name)) continue;
       const preset = presetFor(spec.name);
+      // `mazeTools` switches on the project's own tools; a project without any may take the maze's.
+      const toolSet = preset.tools ?? MAZE_ACTIONS;
+      const tools = chooseTools(spec.name, toolSet, spec.mazeTools ?? (settings.mazeTools && !!preset.tools));
+      const hooks = preset.hooks ?? NO_HOOKS;
       this.projects.set(spec.name, {
         name: spec.name,
         systemPrompt: spec.systemPrompt ?? preset.systemPrompt,
-        responseFormat: spec.responseFormat ?? "text",
+        responseFormat: spec.responseFormat ?? preset.responseFormat ?? "text",
         sampling: {
-          temperature: spec.temperature ?? settings.sampling.temperature,
-          topP: spec.topP ?? settings.sampling.topP,
-          maxTokens: spec.maxTokens ?? settings.sampling.maxTokens,
+          temperature: spec.temperature ?? preset.sampling?.temperature ?? settings.sampling.temperature,
+          topP: spec.topP ?? preset.sampling?.topP ?? settings.sampling.topP,
+          maxTokens: spec.maxTokens ?? preset.sampling?.maxTokens ?? settings.sampling.maxTokens,
         },
         rateLimitPerMinute: spec.rateLimitPerMinute ?? settings.scheduler.rateLimitPerMinute,
-        tools: mazeTools(spec.name, spec.mazeTools ?? (settings.mazeTools && preset.mazeTools === true)),
+        tools,
         toolChoice: spec.toolChoice ?? "auto",
+        // A reply that used the tools is written the tool set's way.
+        hooks: tools.length > 0 ? { ...hooks, replyText: toolSet.replyText } : hooks,
       });
     }
   }
@@ -64,15 +73,15 @@ export class ProjectCatalog {
   }
 }
 
-function mazeTools(project: string, choice: boolean | string[]): ToolDefinition[] {
+function chooseTools(project: string, toolSet: ToolSet, choice: boolean | string[]): ToolDefinition[] {
   if (choice === false) return [];
-  if (choice === true) return MAZE_TOOLS;
-  const unknown = choice.filter((name) => !MAZE_TOOLS.some((tool) => tool.name === name));
+  if (choice === true) return toolSet.tools;
+  const unknown = choice.filter((name) => !toolSet.tools.some((tool) => tool.name === name));
   if (unknown.length > 0) {
-    const known = MAZE_TOOLS.map((tool) => tool.name).join(", ");
+    const known = toolSet.tools.map((tool) => tool.name).join(", ");
     throw new ConfigError(
       `projects.${project}.mazeTools: unknown tool ${unknown.join(", ")} (known: ${known})`,
     );
   }
-  return MAZE_TOOLS.filter((tool) => choice.includes(tool.name));
+  return toolSet.tools.filter((tool) => choice.includes(tool.name));
 }

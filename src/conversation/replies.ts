@@ -70,7 +70,7 @@ export class ReplyPublisher {
     this.failure(turn.reply, gatewayError(code), turn);
   }
 
-  /** `{"hint": ...}` on `maze/hint/<sid>` after a template or clear (A5, A6); other projects get none. */
+  /** `{"hint": ...}` on `P/hint/<sid>` after a template or clear (A5, A6), for projects with a game state. */
   notice(project: string, sessionId: string, hint: string): void {
     const target = noticeTarget(project, sessionId);
     if (!target) return;

@@ -10,15 +10,13 @@ import type { Settings } from "../config/schema.js";
 import type { ProjectCatalog } from "../config/projects.js";
 import type { Logger } from "../observability/logger.js";
 import type { TranscriptWriter } from "../observability/transcript.js";
-import { stuckMarker } from "../protocol/maze.js";
-import { formatMazeAction } from "../protocol/mazeTools.js";
 import { gatewayError } from "../protocol/outbound.js";
 import type { GatewayError, TurnRequest } from "../protocol/types.js";
 import { fitToBudget } from "../sessions/history.js";
 import type { SessionManager } from "../sessions/manager.js";
 import { sessionKeyString } from "../sessions/record.js";
 import type { TokenEstimator } from "../sessions/tokens.js";
-import { SessionStoreUnavailable, type MazeCounters, type StoredSession } from "../sessions/types.js";
+import { SessionStoreUnavailable, type StoredSession } from "../sessions/types.js";
 
 export type TurnOutcome =
   | { ok: true; text: string; finishReason: string; usage?: TokenUsage; latencyMs: number }
@@ -53,16 +51,8 @@ export class TurnRunner {
     this.log = deps.logger.child({ module: "turns" });
   }
 
-  /**
-   * `onDelta` receives the visible text as it is generated, for streamed turns. `onAnswered`
-   * runs once the model is done with the turn (ChatRequest.onAnswered), at the latest when its
-   * answer is in hand: storing and publishing it follow.
-   */
-  async run(
-    turn: TurnRequest,
-    onDelta?: (text: string) => void,
-    onAnswered?: () => boolean,
-  ): Promise<TurnOutcome> {
+  /** `onDelta` receives the visible text as it is generated, for streamed turns. */
+  async run(turn: TurnRequest, onDelta?: (text: string) => void): Promise<TurnOutcome> {
     const started = this.now();
     const key = { project: turn.project, sessionId: turn.sessionId };
     // What went to the model, for the transcript; after a context overflow, the shorter list.
@@ -73,11 +63,9 @@ export class TurnRunner {
         return this.fail(turn, started, "model_unavailable", health.detail);
       }
       const session = await this.deps.sessions.open(key, turn.systemPrompt);
-      const maze = turn.kind === "maze_state" ? nextMazeCounters(session.maze, turn.content) : undefined;
-      const user: ChatMessage = {
-        role: "user",
-        content: maze ? turn.content + mazeStuckMarker(maze) : turn.content,
-      };
+      const { hooks } = this.deps.projects.get(turn.project);
+      const hookTurn = { kind: turn.kind, content: turn.content, state: session.projectState };
+      const user: ChatMessage = { role: "user", content: hooks.modelInput?.(hookTurn) ?? turn.content };
       // Images go to the model with this turn only; history keeps the text.
       const userWithImages = turn.images?.length ? { ...user, images: turn.images } : user;
       request = this.buildRequest(
@@ -85,25 +73,15 @@ export class TurnRunner {
         started,
         this.fit(session, userWithImages, this.deps.settings.sessions.maxHistoryTokens),
         onDelta,
-        onAnswered,
       );
       const result = await this.callWithOverflowRetry(request, session, userWithImages);
-      // Backends that cannot tell sooner (the embedded model) are done now.
-      onAnswered?.();
-      const text = this.replyText(request, result);
-      if (maze) {
-        maze.assistantRepeatCount = maze.lastReply === text ? maze.assistantRepeatCount + 1 : 0;
-        maze.lastReply = text;
-      }
+      const text = hooks.replyText?.(result) ?? result.text;
       const committed = await this.deps.sessions.commitTurn(
         key,
         session.generation,
         user,
-        {
-          role: "assistant",
-          content: text,
-        },
-        maze,
+        { role: "assistant", content: text },
+        hooks.nextState?.(hookTurn, text),
       );
       if (!committed) this.log.debug(key, "session cleared or deleted during the turn; reply not stored");
       const latencyMs = this.now() - started;
@@ -120,13 +98,11 @@ export class TurnRunner {
     }
   }
 
-  /** One object of one shape per turn: it stays alive for the whole model call. */
   private buildRequest(
     turn: TurnRequest,
     started: number,
     messages: readonly Readonly<ChatMessage>[],
     onDelta: ((text: string) => void) | undefined,
-    onAnswered: (() => boolean) | undefined,
   ): ChatRequest {
     const { settings } = this.deps;
     const project = this.deps.projects.get(turn.project);
@@ -141,7 +117,6 @@ export class TurnRunner {
       enableThinking: !settings.skipThinking,
       deadline: started + settings.server.timeoutSec * 1000,
       onDelta,
-      onAnswered,
       // The server that last served this session still holds its prompt in cache.
       affinityKey: sessionKeyString(turn),
     };
@@ -158,47 +133,34 @@ export class TurnRunner {
    * PROTOCOL B6: when the server still finds the prompt too long, drop older turns and retry once.
    * `request.messages` is then the shorter list, the one the answer is for.
    */
-  private callWithOverflowRetry(
+  private async callWithOverflowRetry(
     request: ChatRequest,
     session: StoredSession,
     user: ChatMessage,
   ): Promise<ChatResult> {
     const { backend, estimator } = this.deps;
     const messages = request.messages;
-    // A promise chain rather than an async function: see withRetries in backends/retry.ts.
-    return backend.chat(request, this.deps.shutdown).then(
-      (result) => this.observe(messages, result),
-      (error: unknown) => {
-        if (!(error instanceof BackendError) || error.code !== "context_overflow") throw error;
-        if (error.promptTokens) estimator.observe(messages, error.promptTokens);
-        const budget = error.contextTokens
-          ? Math.floor(error.contextTokens * OVERFLOW_HEADROOM)
-          : Math.floor(estimator.estimate(messages) / 2);
-        const shorter = this.fit(session, user, budget);
-        this.log.info(
-          {
-            project: session.project,
-            sessionId: session.sessionId,
-            dropped: messages.length - shorter.length,
-          },
-          "context exceeded; retrying with fewer turns",
-        );
-        request.messages = shorter;
-        return backend.chat(request, this.deps.shutdown).then((result) => this.observe(shorter, result));
-      },
-    );
+    try {
+      return this.observe(messages, await backend.chat(request, this.deps.shutdown));
+    } catch (error) {
+      if (!(error instanceof BackendError) || error.code !== "context_overflow") throw error;
+      if (error.promptTokens) estimator.observe(messages, error.promptTokens);
+      const budget = error.contextTokens
+        ? Math.floor(error.contextTokens * OVERFLOW_HEADROOM)
+        : Math.floor(estimator.estimate(messages) / 2);
+      const shorter = this.fit(session, user, budget);
+      this.log.info(
+        { project: session.project, sessionId: session.sessionId, dropped: messages.length - shorter.length },
+        "context exceeded; retrying with fewer turns",
+      );
+      request.messages = shorter;
+      return this.observe(shorter, await backend.chat(request, this.deps.shutdown));
+    }
   }
 
   private observe(messages: readonly Readonly<ChatMessage>[], result: ChatResult): ChatResult {
     if (result.usage?.promptTokens) this.deps.estimator.observe(messages, result.usage.promptTokens);
     return result;
-  }
-
-  private replyText(request: ChatRequest, result: ChatResult): string {
-    if (request.tools && result.toolCalls.length > 0) {
-      return formatMazeAction(result.text, result.toolCalls);
-    }
-    return result.text;
   }
 
   private fail(turn: TurnRequest, started: number, code: GatewayError["code"], detail?: string): TurnOutcome {
@@ -223,24 +185,6 @@ export class TurnRunner {
       ...outcome,
     });
   }
-}
-
-/**
- * PROTOCOL A3. Like the original gateway, the marker reports how many times in a row the state
- * (and the reply) has been seen, so a first repeat reads 2.
- */
-function mazeStuckMarker(maze: MazeCounters): string {
-  if (maze.stateRepeatCount === 0 && maze.assistantRepeatCount === 0) return "";
-  return stuckMarker(maze.stateRepeatCount + 1, maze.assistantRepeatCount + 1);
-}
-
-/** Counts how often the same snapshot arrives in a row. */
-function nextMazeCounters(previous: MazeCounters, state: string): MazeCounters {
-  return {
-    ...previous,
-    stateRepeatCount: previous.lastState === state ? previous.stateRepeatCount + 1 : 0,
-    lastState: state,
-  };
 }
 
 const BACKEND_TO_GATEWAY: Record<BackendError["code"], GatewayError["code"]> = {

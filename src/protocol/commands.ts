@@ -9,8 +9,9 @@ import {
   type InboundContext,
   type Rejected,
 } from "./payload.js";
+import { hasStateTopic } from "../projects/presets.js";
 import { toSessionId, topicSafeSessionId } from "./sessionId.js";
-import { MAZE_PROJECT, type Route } from "./topics.js";
+import type { Route } from "./topics.js";
 import type { ErrorCode, InboundIntent, ReplyTarget } from "./types.js";
 
 /** Where the prompt may be, in the original's order of preference plus our camelCase spelling. */
@@ -102,12 +103,13 @@ function commandTarget(obj: JsonObject | undefined, keys: readonly string[], top
 }
 
 /**
- * Where a command's notice or error goes (`{"hint": "Template updated"}`, ...): maze clients listen
- * on `maze/hint/<sid>`; other projects, and commands for all sessions, have no such topic.
+ * Where a command's notice or error goes (`{"hint": "Template updated"}`, ...): game clients listen
+ * on `P/hint/<sid>` (`maze/hint/<sid>`); other projects, and commands for all sessions, have no
+ * such topic.
  */
 export function noticeTarget(project: string, sessionId: string | undefined): ReplyTarget | undefined {
-  if (project !== MAZE_PROJECT || sessionId === undefined) return undefined;
-  return { topic: `maze/hint/${sessionId}`, format: "maze" };
+  if (!hasStateTopic(project) || sessionId === undefined) return undefined;
+  return { topic: `${project}/hint/${sessionId}`, format: "maze" };
 }
 
 function reject(project: string, sessionId: string | undefined, code: ErrorCode, detail: string): Rejected {

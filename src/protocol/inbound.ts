@@ -3,7 +3,6 @@
 import type { SamplingParameters } from "../backends/types.js";
 import { isJsonObject, scalarText, toFiniteNumber, type JsonObject } from "./coerce.js";
 import { parseSessionCommand, parseTemplate } from "./commands.js";
-import { mazeStateToUserTurn } from "./maze.js";
 import {
   parseJson,
   promptText,
@@ -12,6 +11,7 @@ import {
   type InboundContext,
   type RejectionContext,
 } from "./payload.js";
+import { hooksFor } from "../projects/presets.js";
 import { PyJsonDepthError } from "./pyjson.js";
 import { MAX_TOPIC_BYTES, resolveReplyTopic } from "./replyTopic.js";
 import { newDefaultSessionId, toSessionId, topicSafeSessionId } from "./sessionId.js";
@@ -47,8 +47,8 @@ export function parseInbound(
   switch (route.kind) {
     case "user_input":
       return parseTurn(route.project, "chat", payload, ctx, mqtt5);
-    case "maze_state":
-      return parseTurn(route.project, "maze_state", payload, ctx, mqtt5);
+    case "state":
+      return parseTurn(route.project, "state", payload, ctx, mqtt5);
     case "template":
       return parseTemplate(route, payload, ctx);
     case "clear_history":
@@ -78,7 +78,7 @@ function parseTurn(
   const scope: TurnScope =
     kind === "chat"
       ? { project, kind, base: `${project}/assistant_response`, format: "text", ctx, mqtt5 }
-      : { project, kind, base: "maze/hint", format: "maze", ctx, mqtt5 };
+      : { project, kind, base: `${project}/hint`, format: "maze", ctx, mqtt5 };
   const sized = sizePayload(payload, ctx.limits.maxPayloadBytes);
   const parsed = sized.text === undefined ? undefined : parseJson(sized.text);
   if (parsed?.ok && isJsonObject(parsed.value)) {
@@ -90,8 +90,8 @@ function parseTurn(
   const about = { sessionId, reply: replyTarget(scope, sessionId, undefined, undefined) };
   if (sized.oversize !== undefined) return rejected(project, "payload_too_large", sized.oversize, about);
   const text = sized.text;
-  if (kind === "maze_state") {
-    return rejected(project, "invalid_request", "maze state must be a JSON object", about);
+  if (kind === "state") {
+    return rejected(project, "invalid_request", `${project} state must be a JSON object`, about);
   }
   if (parsed?.ok && Array.isArray(parsed.value)) {
     return rejected(project, "invalid_request", "payload must be a JSON object or plain text", about);
@@ -171,9 +171,9 @@ function objectTurn(
     content = chat.content;
   } else {
     try {
-      content = mazeStateToUserTurn(obj);
+      content = stateToUserTurn(project, obj);
     } catch (err) {
-      if (err instanceof PyJsonDepthError) return fail("invalid_request", `maze state: ${err.message}`);
+      if (err instanceof PyJsonDepthError) return fail("invalid_request", `${project} state: ${err.message}`);
       throw err;
     }
   }
@@ -201,6 +201,13 @@ function objectTurn(
   if (responseFormat.value !== undefined) turn.responseFormat = responseFormat.value;
   if (images.value !== undefined) turn.images = images.value;
   return { type: "turn", turn };
+}
+
+/** A game-state snapshot as its project makes it a user turn; only such projects have a state route. */
+function stateToUserTurn(project: string, snapshot: JsonObject): string {
+  const toUserTurn = hooksFor(project)?.stateToUserTurn;
+  if (!toUserTurn) throw new Error(`project ${project} takes no game states`);
+  return toUserTurn(snapshot);
 }
 
 /**

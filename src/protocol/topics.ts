@@ -1,6 +1,8 @@
 /** Inbound topic layout (PROTOCOL A1). */
 
-export type RouteKind = "user_input" | "maze_state" | "template" | "clear_history" | "delete_session";
+import { hasStateTopic } from "../projects/presets.js";
+
+export type RouteKind = "user_input" | "state" | "template" | "clear_history" | "delete_session";
 
 export interface Route {
   kind: RouteKind;
@@ -8,10 +10,6 @@ export interface Route {
   /** The topic levels after `P/template/` etc., when there are any (may contain `/`). */
   topicSessionId?: string;
 }
-
-/** The only project with a game-state topic. */
-export const MAZE_PROJECT = "maze";
-export const MAZE_STATE_TOPIC = "maze/state";
 
 /**
  * Characters no published topic may contain: control characters, Unicode noncharacters (U+FDD0
@@ -32,15 +30,13 @@ export function subscriptionTopics(projects: readonly string[], shareGroup?: str
     topics.push(`${project}/user_input`);
     for (const kind of COMMAND_KINDS) topics.push(`${project}/${kind}/#`);
   }
-  if (projects.includes(MAZE_PROJECT)) topics.push(MAZE_STATE_TOPIC);
+  // Game-state topics (`maze/state`) come last, as the original subscribed them.
+  for (const project of new Set(projects)) if (hasStateTopic(project)) topics.push(`${project}/state`);
   return shareGroup === undefined ? topics : topics.map((topic) => `$share/${shareGroup}/${topic}`);
 }
 
 /** Which of our inputs a topic is; undefined when it is not ours. */
 export function routeTopic(topic: string, projects: ReadonlySet<string>): Route | undefined {
-  if (topic === MAZE_STATE_TOPIC && projects.has(MAZE_PROJECT)) {
-    return { kind: "maze_state", project: MAZE_PROJECT };
-  }
   // Project names may themselves contain `/`, so try each project as a prefix.
   for (const project of projects) {
     if (!topic.startsWith(`${project}/`)) continue;
@@ -52,6 +48,7 @@ export function routeTopic(topic: string, projects: ReadonlySet<string>): Route 
 
 function routeWithin(project: string, rest: string): Route | undefined {
   if (rest === "user_input") return { kind: "user_input", project };
+  if (rest === "state" && hasStateTopic(project)) return { kind: "state", project };
   for (const kind of COMMAND_KINDS) {
     if (rest === kind) return { kind, project };
     if (rest.startsWith(`${kind}/`)) {

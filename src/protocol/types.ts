@@ -25,7 +25,8 @@ export interface Mqtt5Request {
   correlationData?: Buffer;
 }
 
-export type TurnKind = "chat" | "maze_state";
+/** A chat message (`P/user_input`) or a game-state snapshot (`P/state`, PROTOCOL A3). */
+export type TurnKind = "chat" | "state";
 
 /** A validated request for one model turn, as produced by the protocol edge. */
 export interface TurnRequest {
@@ -33,7 +34,7 @@ export interface TurnRequest {
   /** Topic-safe session id (PROTOCOL B10). */
   sessionId: string;
   kind: TurnKind;
-  /** The user turn: the chat message, or the maze snapshot as its canonical JSON string (A3). */
+  /** The user turn: the chat message, or the snapshot as its project made it a user turn (A3). */
   content: string;
   /** Client overrides, already validated and clamped; absent fields mean configured defaults. */
   sampling: Partial<SamplingParameters>;

@@ -1,7 +1,7 @@
 import { Fifo } from "./fifo.js";
 import { SlidingWindowLimiter } from "./rateLimiter.js";
 
-export type JobKind = "turn" | "snapshot" | "control";
+export type JobKind = "turn" | "control";
 export type CancelReason = "superseded" | "shutdown";
 
 export interface ScheduledJob {
@@ -12,16 +12,19 @@ export interface ScheduledJob {
    * and are not rate limited.
    */
   kind: JobKind;
+  /**
+   * Jobs of one session with the same coalesce key replace each other while waiting: a newer one
+   * takes the place of the newest waiting one when that has the same key (only the newest game
+   * state matters). The replaced job is cancelled with "superseded".
+   */
+  coalesceKey?: string;
   /** This job's limit per session per minute (e.g. its project's); default: the scheduler's. */
   rateLimitPerMinute?: number;
   /**
    * Must not throw; if it does, the scheduler moves on silently (reporting is the job's business).
-   * `freeSlot` hands the job's slot on before the job has finished, once the model is done with
-   * it (storing and publishing the reply need no slot); the session's next job still waits for
-   * this one to finish. It returns true when another job took the slot at once. Calling it
-   * again, or from a control job, does nothing.
+   * A "turn" job holds its slot until the returned promise settles.
    */
-  run(freeSlot: () => boolean): Promise<void>;
+  run(): Promise<void>;
   /** Called instead of run() when the job will never run. */
   cancel(reason: CancelReason): void;
 }
@@ -31,11 +34,11 @@ export type Admission =
   | { accepted: false; reason: "overloaded" | "rate_limited" | "shutting_down" };
 
 export interface SchedulerOptions {
-  /** Slots: turns and snapshots holding one run at once, at most. */
+  /** Slots: "turn" jobs run at once, at most. */
   concurrency: number;
   /** Jobs waiting, all kinds, all sessions. */
   maxQueue: number;
-  /** Admitted turn/snapshot jobs per session key in any sliding minute; 0 = unlimited. */
+  /** Admitted "turn" jobs per session key in any sliding minute; 0 = unlimited. */
   rateLimitPerMinute: number;
   now?: () => number;
 }
@@ -105,16 +108,16 @@ export class TurnScheduler {
     if (this.draining) return { accepted: false, reason: "shutting_down" };
     const session = this.sessions.get(job.sessionKey);
 
-    if (job.kind === "snapshot" && session?.waiting.peekLast()?.kind === "snapshot") {
-      // Only the newest game state matters; replacing in place adds no work, so it is neither
-      // rate limited nor counted against the queue.
-      const superseded = session.waiting.peekLast()!;
-      session.waiting.replaceLast(job);
+    const newestWaiting = session?.waiting.peekLast();
+    if (job.coalesceKey !== undefined && newestWaiting?.coalesceKey === job.coalesceKey) {
+      // Replacing in place adds no work, so it is neither rate limited nor counted against the queue.
+      const superseded = newestWaiting;
+      session!.waiting.replaceLast(job);
       safeCancel(superseded, "superseded");
       return COALESCED;
     }
 
-    const usesSlot = job.kind !== "control";
+    const usesSlot = holdsSlot(job);
     const now = this.now();
     if (usesSlot && !this.limiter.allows(job.sessionKey, now, job.rateLimitPerMinute)) {
       return { accepted: false, reason: "rate_limited" };
@@ -159,31 +162,31 @@ export class TurnScheduler {
     return session;
   }
 
+  /**
+   * Starts a job: the counters are updated now, so the next submit sees them; run() itself starts
+   * a microtask later, which keeps a job that submits from inside run() from re-entering the
+   * scheduler mid-update.
+   */
   private start(session: Session, job: ScheduledJob): void {
-    let holdsSlot = job.kind !== "control";
     session.running = true;
     this.jobsRunning++;
-    if (holdsSlot) this.slotsTaken++;
-    const giveBack = (): boolean => {
-      if (!holdsSlot) return false;
-      holdsSlot = false;
-      this.slotsTaken--;
-      return true;
-    };
-    const freeSlot = (): boolean => giveBack() && this.pump();
-    const finished = (): void => {
-      session.running = false;
-      this.jobsRunning--;
-      giveBack();
-      this.advance(session);
-      this.pump();
-      this.settleDrain();
-    };
-    // Counters are updated now so the next submit sees them; run() itself starts in a microtask,
-    // which keeps a job that submits from inside run() from re-entering the scheduler mid-update.
-    Promise.resolve()
-      .then(() => job.run(freeSlot))
-      .then(finished, finished);
+    if (holdsSlot(job)) this.slotsTaken++;
+    void this.run(session, job);
+  }
+
+  private async run(session: Session, job: ScheduledJob): Promise<void> {
+    await Promise.resolve();
+    try {
+      await job.run();
+    } catch {
+      // The job owns its error reporting (see ScheduledJob.run).
+    }
+    session.running = false;
+    this.jobsRunning--;
+    if (holdsSlot(job)) this.slotsTaken--;
+    this.advance(session);
+    this.pump();
+    this.settleDrain();
   }
 
   /** Decides what a session whose job just finished does next. */
@@ -200,17 +203,14 @@ export class TurnScheduler {
     }
   }
 
-  /** Hands free slots to ready sessions, oldest-ready first; true when it started any. */
-  private pump(): boolean {
-    let started = false;
+  /** Hands free slots to ready sessions, oldest-ready first. */
+  private pump(): void {
     while (this.slotsTaken < this.slots && this.ready.length > 0) {
       const session = this.ready.shift()!;
       const job = session.waiting.shift()!;
       this.waitingJobs--;
       this.start(session, job);
-      started = true;
     }
-    return started;
   }
 
   private cancelWaiting(): void {
@@ -230,6 +230,11 @@ export class TurnScheduler {
     clearTimeout(drain.timer);
     drain.resolve();
   }
+}
+
+/** Control jobs keep per-session order but take no model slot. */
+function holdsSlot(job: ScheduledJob): boolean {
+  return job.kind !== "control";
 }
 
 function checkCount(name: string, value: number): number {

@@ -1,8 +1,8 @@
 import type { ChatMessage } from "../backends/types.js";
-import { changedRecord, cloneRecord, copyMessage, newSessionRecord, NO_MAZE_COUNTERS } from "./record.js";
+import type { ProjectState } from "../projects/hooks.js";
+import { changedRecord, cloneRecord, copyMessage, newSessionRecord, NO_PROJECT_STATE } from "./record.js";
 import {
   DELETE_SESSION,
-  type MazeCounters,
   type SessionKey,
   type SessionRecord,
   type SessionStore,
@@ -81,13 +81,13 @@ export class SessionManager {
     generation: number,
     user: ChatMessage,
     assistant: ChatMessage,
-    maze?: MazeCounters,
+    projectState?: ProjectState,
   ): Promise<boolean> {
     return this.changeExisting(key, (record) =>
       record.generation === generation
         ? changedRecord(record, {
             history: appendTurn(record.history, user, assistant),
-            maze: maze ? { ...maze } : record.maze,
+            projectState: projectState ?? record.projectState,
             lastActiveAt: this.now(),
           })
         : undefined,
@@ -101,7 +101,7 @@ export class SessionManager {
     );
   }
 
-  /** Drops turns and maze counters, keeps the system prompt (A6). No sessionId = the whole project. */
+  /** Drops turns and project state, keeps the system prompt (A6). No sessionId = the whole project. */
   clear(project: string, sessionId?: string): Promise<number> {
     return this.changeEach(project, sessionId, resetTurns);
   }
@@ -169,7 +169,11 @@ function withPrompt(record: StoredSession, systemPrompt: string, reset: boolean)
 
 /** Starts the session over: a turn opened before this can no longer commit. */
 function resetTurns(record: StoredSession): StoredSession {
-  return changedRecord(record, { history: [], maze: NO_MAZE_COUNTERS, generation: record.generation + 1 });
+  return changedRecord(record, {
+    history: [],
+    projectState: NO_PROJECT_STATE,
+    generation: record.generation + 1,
+  });
 }
 
 /** The history with one more turn; beyond MAX_STORED_MESSAGES the oldest whole pairs go. */
@@ -180,6 +184,5 @@ function appendTurn(
 ): ChatMessage[] {
   const excess = history.length + 2 - MAX_STORED_MESSAGES;
   const kept = excess > 0 ? history.slice(excess + (excess % 2)) : history;
-  // concat allocates exactly the length needed; push would leave spare capacity in every session.
-  return kept.concat(copyMessage(user), copyMessage(assistant));
+  return [...kept, copyMessage(user), copyMessage(assistant)];
 }

@@ -1,19 +1,14 @@
 import type { ChatMessage } from "../backends/types.js";
-import type { MazeCounters, SessionKey, SessionRecord, StoredSession } from "./types.js";
+import type { ProjectState } from "../projects/hooks.js";
+import type { SessionKey, SessionRecord, StoredSession } from "./types.js";
 
 /** One string per session, for maps and locks; NUL cannot occur in an MQTT topic level. */
 export function sessionKeyString(key: SessionKey): string {
   return `${key.project}\u0000${key.sessionId}`;
 }
 
-/**
- * The counters of a session that has seen no maze snapshot. Stored records are never changed in
- * place, so every such session shares this one (frozen) object.
- */
-export const NO_MAZE_COUNTERS: Readonly<MazeCounters> = Object.freeze({
-  stateRepeatCount: 0,
-  assistantRepeatCount: 0,
-});
+/** The project state of a new or cleared session; stored records are never changed in place. */
+export const NO_PROJECT_STATE: ProjectState = Object.freeze({});
 
 export function newSessionRecord(key: SessionKey, systemPrompt: string, now: number): StoredSession {
   return {
@@ -21,7 +16,7 @@ export function newSessionRecord(key: SessionKey, systemPrompt: string, now: num
     sessionId: key.sessionId,
     systemPrompt,
     history: [],
-    maze: NO_MAZE_COUNTERS,
+    projectState: NO_PROJECT_STATE,
     generation: 0,
     createdAt: now,
     lastActiveAt: now,
@@ -30,25 +25,12 @@ export function newSessionRecord(key: SessionKey, systemPrompt: string, now: num
 
 /** What a change to a session may replace; its identity and creation time stay. */
 export type RecordChange = Partial<
-  Pick<StoredSession, "systemPrompt" | "history" | "maze" | "generation" | "lastActiveAt">
+  Pick<StoredSession, "systemPrompt" | "history" | "projectState" | "generation" | "lastActiveAt">
 >;
 
-/**
- * A new record: `record` with `change` applied. Every field is written out in one literal, so V8
- * keeps all eight inside the object; a spread such as `{ ...record, history }` puts half of them
- * in a separate property array, 32 B more for every session kept.
- */
+/** A new record: `record` with `change` applied. */
 export function changedRecord(record: StoredSession, change: RecordChange): StoredSession {
-  return {
-    project: record.project,
-    sessionId: record.sessionId,
-    systemPrompt: change.systemPrompt ?? record.systemPrompt,
-    history: change.history ?? record.history,
-    maze: change.maze ?? record.maze,
-    generation: change.generation ?? record.generation,
-    createdAt: record.createdAt,
-    lastActiveAt: change.lastActiveAt ?? record.lastActiveAt,
-  };
+  return { ...record, ...change };
 }
 
 export function copyMessage(message: Readonly<ChatMessage>): ChatMessage {
@@ -59,5 +41,18 @@ export function copyMessage(message: Readonly<ChatMessage>): ChatMessage {
 
 /** A deep copy, so no caller ever holds an array or object the store keeps. */
 export function cloneRecord(record: StoredSession): SessionRecord {
-  return { ...record, history: record.history.map(copyMessage), maze: { ...record.maze } };
+  return {
+    ...record,
+    history: record.history.map(copyMessage),
+    projectState: structuredClone(record.projectState),
+  };
+}
+
+/**
+ * A record from its stored JSON (SQLite, Redis). Records written before project state was opaque
+ * hold the maze's counters as `maze`: they become the project state, as the maze hooks read it.
+ */
+export function parseStoredRecord(json: string): StoredSession {
+  const { maze, ...record } = JSON.parse(json) as StoredSession & { maze?: ProjectState };
+  return { ...record, projectState: record.projectState ?? maze ?? NO_PROJECT_STATE };
 }

@@ -3,7 +3,7 @@ import type { Redis } from "ioredis";
 import type { Logger } from "../observability/logger.js";
 import { redactUrl } from "../observability/redact.js";
 import { KeyedLock } from "./keyedLock.js";
-import { sessionKeyString } from "./record.js";
+import { parseStoredRecord, sessionKeyString } from "./record.js";
 import { connectRedis, type RedisSettings } from "./redisConnection.js";
 import { SessionScripts } from "./redisScripts.js";
 import {
@@ -67,7 +67,7 @@ export class RedisSessionStore implements SessionStore {
     return this.lock.run(sessionKeyString(key), async () => {
       for (let attempt = 1; attempt <= MAX_ATTEMPTS; attempt++) {
         const { record, revision } = await this.call(({ scripts }) => scripts.read(key));
-        const current = record === null ? undefined : (JSON.parse(record) as StoredSession);
+        const current = record === null ? undefined : parseStoredRecord(record);
         const next = change(current);
         if (next === undefined) return current;
         const stored = next === DELETE_SESSION ? null : JSON.stringify(next);

@@ -1,6 +1,7 @@
 import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import type Database from "better-sqlite3";
+import { parseStoredRecord } from "./record.js";
 import {
   DELETE_SESSION,
   type SessionChange,
@@ -155,8 +156,7 @@ export class SqliteSessionStore implements SessionStore {
       const { project, sessionId } = key;
       const now = this.now();
       const row = select.get(project, sessionId);
-      const current =
-        row && row.used_at >= this.idleCutoff(now) ? (JSON.parse(row.record) as StoredSession) : undefined;
+      const current = row && row.used_at >= this.idleCutoff(now) ? parseStoredRecord(row.record) : undefined;
       const next = change(current);
       if (next === DELETE_SESSION) {
         remove.run(project, sessionId);

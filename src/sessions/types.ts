@@ -1,26 +1,17 @@
 import type { ChatMessage } from "../backends/types.js";
+import type { ProjectState } from "../projects/hooks.js";
 
 export interface SessionKey {
   project: string;
   sessionId: string;
 }
 
-/** Repetition counters for the maze stuck context (PROTOCOL A3). */
-export interface MazeCounters {
-  /** The last snapshot (user turn) as sent, without any stuck marker. */
-  lastState?: string;
-  /** How many times in a row the last snapshot repeated the one before it. */
-  stateRepeatCount: number;
-  lastReply?: string;
-  /** How many times in a row the model's reply repeated its previous reply. */
-  assistantRepeatCount: number;
-}
-
 export interface SessionRecord extends SessionKey {
   systemPrompt: string;
   /** Completed turns, oldest first: user, assistant, user, assistant, ... */
   history: ChatMessage[];
-  maze: MazeCounters;
+  /** What the project's hooks keep per session (projects/hooks.ts); opaque here. */
+  projectState: ProjectState;
   /**
    * Bumped by every clear, reset and prompt change that drops history. A turn read at one
    * generation commits only if the session is still at it, so a clear that lands while a turn is
@@ -35,9 +26,8 @@ export interface SessionRecord extends SessionKey {
  * A session as a store hands it out. Read-only because the memory store shares it rather than
  * copying it on every turn: a change builds a new record, which may share the unchanged parts.
  */
-export type StoredSession = Readonly<Omit<SessionRecord, "history" | "maze">> & {
+export type StoredSession = Readonly<Omit<SessionRecord, "history">> & {
   readonly history: readonly Readonly<ChatMessage>[];
-  readonly maze: Readonly<MazeCounters>;
 };
 
 /** The store could not be reached (e.g. Redis down); the same request may succeed later. */

@@ -120,9 +120,13 @@ describe("LlamaCppBackend with a real model", { skip: unavailable ?? false }, ()
     }
   });
 
-  test("a third concurrent chat waits for a free slot", async () => {
-    const results = await Promise.all([1, 2, 3].map(() => backend.chat(chatRequest({ maxTokens: 10 }))));
-    assert.equal(results.filter((r) => r.text.length > 0).length, 3);
+  test("a third concurrent chat is refused at once: the scheduler, not the model, keeps the queue", async () => {
+    const calls = [1, 2, 3].map(() => backend.chat(chatRequest({ maxTokens: 10 })));
+    const outcomes = await Promise.allSettled(calls);
+    assert.equal(outcomes.filter((o) => o.status === "fulfilled" && o.value.text.length > 0).length, 2);
+    await failure(calls[2]!, "rate_limited");
+    // The two slots are free again afterwards.
+    assert.equal((await backend.chat(chatRequest({ maxTokens: 8 }))).finishReason, "length");
   });
 
   test("answers with thinking on and off, never showing reasoning", async () => {

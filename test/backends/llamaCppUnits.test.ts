@@ -238,48 +238,18 @@ describe("llama.cpp request translation", () => {
 });
 
 describe("SlotPool", () => {
-  test("prefers the free slot with the best score", async () => {
+  test("lends the free slot with the best score, and none while all are lent", () => {
     const pool = new SlotPool(["a", "bb", "c"]);
-    const signal = new AbortController().signal;
-    assert.equal(await pool.acquire(signal, (s) => s.length), "bb");
+    assert.equal(
+      pool.take((s) => s.length),
+      "bb",
+    );
     assert.equal(pool.available, 2);
-  });
-
-  test("waiters get released slots in arrival order", async () => {
-    const pool = new SlotPool(["only"]);
-    const signal = new AbortController().signal;
-    const first = await pool.acquire(signal);
-    const order: string[] = [];
-    const second = pool.acquire(signal).then((s) => order.push(`2:${s}`));
-    const third = pool.acquire(signal).then((s) => order.push(`3:${s}`));
-    assert.equal(pool.waiting, 2);
-    pool.release(first);
-    await second;
-    pool.release("only");
-    await third;
-    assert.deepEqual(order, ["2:only", "3:only"]);
-  });
-
-  test("an aborted waiter leaves the queue with the abort reason", async () => {
-    const pool = new SlotPool([1]);
-    await pool.acquire(new AbortController().signal);
-    const controller = new AbortController();
-    const waiting = pool.acquire(controller.signal);
-    controller.abort(new Error("gone"));
-    await assert.rejects(waiting, /gone/);
-    assert.equal(pool.waiting, 0);
-    pool.release(1);
-    assert.equal(pool.available, 1);
-    await assert.rejects(pool.acquire(AbortSignal.abort(new Error("early"))), /early/);
-  });
-
-  test("rejectWaiting fails every waiter", async () => {
-    const pool = new SlotPool([1]);
-    const signal = new AbortController().signal;
-    await pool.acquire(signal);
-    const waiting = pool.acquire(signal);
-    pool.rejectWaiting(new Error("unloaded"));
-    await assert.rejects(waiting, /unloaded/);
+    assert.equal(pool.take(), "a");
+    assert.equal(pool.take(), "c");
+    assert.equal(pool.take(), undefined, "no waiting line: a call finds a slot or none");
+    pool.give("bb");
+    assert.equal(pool.take(), "bb");
   });
 });
 

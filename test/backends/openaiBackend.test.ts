@@ -1,5 +1,7 @@
 import { after, before, beforeEach, describe, test } from "node:test";
 import assert from "node:assert/strict";
+import http from "node:http";
+import type { AddressInfo } from "node:net";
 import { OpenAICompatibleBackend } from "../../src/backends/openaiBackend.js";
 import { contextOverflow, FakeModelServer } from "../support/fakeModelServer.js";
 import { closedPort, failure, request, settings, silent } from "./helpers.js";
@@ -104,19 +106,6 @@ describe("OpenAICompatibleBackend.chat", () => {
     assert.match(err.message, /Incorrect API key provided: \*\*\*/);
   });
 
-  test("sends only the headers a model server reads: no SDK telemetry", async () => {
-    await backendFor(fake.url).chat(request());
-    const headers = fake.requests[0]!.headers;
-    assert.deepEqual(
-      Object.keys(headers).filter((name) => name.startsWith("x-stainless")),
-      [],
-      JSON.stringify(headers),
-    );
-    assert.equal(headers["content-type"], "application/json");
-    assert.equal(headers.accept, "application/json");
-    assert.match(headers["user-agent"] ?? "", /^OpenAI\/JS /);
-  });
-
   test("retries a 500 and succeeds", async () => {
     fake.handler = (_req, i) => (i === 0 ? { status: 500 } : { text: "fine" });
     assert.equal((await backend.chat(request())).text, "fine");
@@ -209,6 +198,47 @@ describe("OpenAICompatibleBackend.chat", () => {
   test("reports cancelled at once for an already aborted signal", async () => {
     await failure(backend.chat(request(), AbortSignal.abort()), "cancelled");
     assert.equal(fake.requests.length, 0);
+  });
+});
+
+describe("OpenAICompatibleBackend with an answer cut off mid-body", () => {
+  const half = '{"id":"chatcmpl-1","object":"chat.completion","choices":[{"index":0,"mess';
+  let server: http.Server;
+  let url: string;
+  before(async () => {
+    server = http.createServer((req, res) => {
+      res.writeHead(200, { "content-type": "application/json" });
+      res.write(half, () => {
+        if (req.url?.includes("/reset/")) req.socket.destroy();
+        else if (req.url?.includes("/end/")) res.end();
+        // "/hang/": the rest never comes.
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  });
+  after(async () => {
+    server.closeAllConnections();
+    await new Promise((resolve) => server.close(resolve));
+  });
+
+  test("a reset is unreachable, a clean end a server error, the deadline a timeout, an abort cancelled", async () => {
+    const once = { retry: { maxAttempts: 1 } };
+    const made: OpenAICompatibleBackend[] = [];
+    const backend = (how: string) => {
+      made.push(new OpenAICompatibleBackend(settings({ url: `${url}/${how}` }), silent, once));
+      return made.at(-1)!;
+    };
+    try {
+      await failure(backend("reset").chat(request()), "unreachable");
+      await failure(backend("end").chat(request()), "server_error");
+      await failure(backend("hang").chat(request({ deadline: Date.now() + 200 })), "timeout");
+      const controller = new AbortController();
+      setTimeout(() => controller.abort(), 100);
+      await failure(backend("hang").chat(request(), controller.signal), "cancelled");
+    } finally {
+      await Promise.all(made.map((b) => b.stop()));
+    }
   });
 });
 

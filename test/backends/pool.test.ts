@@ -6,7 +6,7 @@ import { BackendPool, type PoolOptions } from "../../src/backends/pool.js";
 import { createServerPool } from "../../src/backends/serverPool.js";
 import { BackendError, type BackendHealth } from "../../src/backends/types.js";
 import { FakeModelServer, type FakeModelServerOptions } from "../support/fakeModelServer.js";
-import { closedPort, eventually, failure, request, settings, silent, stubBackend } from "./helpers.js";
+import { closedPort, eventually, failure, request, settings, silent } from "./helpers.js";
 
 const fastRetry = { baseDelayMs: 5, maxDelayMs: 20 };
 
@@ -87,15 +87,15 @@ describe("BackendPool", () => {
     assert.deepEqual(pool.health(), { healthy: true, slots: 14 });
   });
 
-  test("never has more calls in flight to a server than its slots, and uses all servers", async () => {
+  test("as many calls as slots (what the scheduler sends): none over a server's slots, all servers used", async () => {
     const a = await server("A", { slots: 2, handler: () => ({ text: "A", delayMs: 60 }) });
     const b = await server("B", { slots: 3, handler: () => ({ text: "B", delayMs: 60 }) });
     const pool = await poolOf([a.url, b.url]);
-    const replies = await Promise.all(
-      Array.from({ length: 10 }, (_, i) =>
+    const round = () =>
+      Array.from({ length: 5 }, (_, i) =>
         pool.chat(request({ messages: [{ role: "user", content: `turn ${i}` }] })),
-      ),
-    );
+      );
+    const replies = [...(await Promise.all(round())), ...(await Promise.all(round()))];
     assert.equal(replies.length, 10);
     assert.ok(a.maxInFlight <= 2, `A had ${a.maxInFlight} in flight`);
     assert.ok(b.maxInFlight <= 3, `B had ${b.maxInFlight} in flight`);
@@ -266,28 +266,29 @@ describe("BackendPool", () => {
     assert.match(err.message, /connection refused/);
   });
 
-  test("waits in line for a free slot and times out at the deadline", async () => {
+  test("keeps no waiting line: with every slot busy a call goes to the least-loaded server, within its deadline", async () => {
     const a = await server("A", { slots: 1, handler: () => ({ hang: true }) });
-    const pool = await poolOf([a.url]);
+    const b = await server("B", { slots: 1, handler: () => ({ hang: true }) });
+    const pool = await poolOf([a.url, b.url]);
     const blocker = new AbortController();
-    const hanging = pool.chat(request(), blocker.signal).catch((e: unknown) => e);
-    await eventually(() => a.inFlight === 1);
-
-    const err = await failure(pool.chat(request({ deadline: Date.now() + 150 })), "timeout");
-    assert.match(err.message, /slot/);
-    assert.equal(a.requests.length, 1, "the waiting call never reached the server");
-
-    const controller = new AbortController();
-    const waiting = pool.chat(request(), controller.signal);
-    controller.abort();
-    await failure(waiting, "cancelled");
-
-    // A freed slot goes to the next in line.
-    a.handler = () => ({ text: "A" });
-    const next = pool.chat(request());
+    const hanging = [1, 2, 3].map(() => pool.chat(request(), blocker.signal).catch((e: unknown) => e));
+    await eventually(() => a.inFlight + b.inFlight === 3);
+    assert.deepEqual(
+      pool
+        .status()
+        .map((m) => m.inFlight)
+        .sort(),
+      [1, 2],
+      "the third call went to a busy server, which queues it",
+    );
+    await failure(pool.chat(request({ deadline: Date.now() + 150 })), "timeout");
+    await failure(pool.chat(request(), AbortSignal.abort()), "cancelled");
     blocker.abort();
-    assert.ok((await hanging) instanceof BackendError);
-    assert.equal((await next).text, "A");
+    for (const call of hanging) assert.ok((await call) instanceof BackendError);
+    assert.deepEqual(
+      pool.status().map((m) => m.inFlight),
+      [0, 0],
+    );
   });
 
   test("a single server keeps its own retries and is never cooled down", async () => {
@@ -354,48 +355,20 @@ describe("BackendPool", () => {
     assert.equal(b.requests.length, 0);
   });
 
-  test("hands a slot on once its server has answered, before the call settles", async () => {
-    // A member that reports its answer in, then takes its time before chat() settles.
-    const settles: (() => void)[] = [];
-    let calls = 0;
-    const backend = stubBackend("slow-reader", (req) => {
-      // The first call's answer is in; the second's is still being generated.
-      if (++calls === 1) queueMicrotask(() => req.onAnswered?.());
-      return new Promise((resolve) =>
-        settles.push(() => resolve({ text: "done", toolCalls: [], finishReason: "stop" })),
-      );
-    });
-    const pool = new BackendPool([{ backend }], { defaultSlots: 1, logger: silent });
-    let toldFirst = 0;
-    const first = pool.chat(request({ onAnswered: () => (toldFirst++, false) }));
-    const second = pool.chat(request());
-    await eventually(() => calls === 2);
-    assert.equal(toldFirst, 1, "the caller hears of the answer too");
-    assert.equal(pool.status()[0]!.inFlight, 1, "only the second call holds the slot");
-    for (const settle of settles) settle();
-    await Promise.all([first, second]);
-    assert.equal(toldFirst, 1);
-    assert.equal(pool.status()[0]!.inFlight, 0, "a slot handed on is not given back twice");
-  });
-
-  test("an answer that arrived whole but broken is not asked again of its server; another takes it", async () => {
+  test("an answer cut short fails over to another server; a single server retries it", async () => {
     const broken = { text: "lost", breakAfterContent: 0, breakBy: "end" } as const;
     const a = await server("A", { slots: 1, handler: () => broken });
     const b = await server("B", { slots: 1 });
     const pool = await poolOf([a.url, b.url]);
-    let told = 0;
-    const onAnswered = (): boolean => (told++, false);
     const deltas: string[] = [];
-    const reply = await pool.chat(request({ onDelta: (t) => deltas.push(t), onAnswered }));
+    const reply = await pool.chat(request({ onDelta: (t) => deltas.push(t) }));
     assert.equal(reply.text, "B");
-    assert.equal(a.requests.length, 1, "A answered in full: its slot went on, so it is not asked again");
-    assert.equal(told, 2, "told once per answer that arrived");
+    assert.equal(a.requests.length, 1);
 
-    // With one server there is nowhere else to go: the broken answer is final.
     const alone = await poolOf([a.url]);
     a.resetStats();
     await failure(alone.chat(request({ onDelta: (t) => deltas.push(t) })), "server_error");
-    assert.equal(a.requests.length, 1);
+    assert.equal(a.requests.length, 4, "its own retries");
     assert.equal(alone.status()[0]!.inFlight, 0);
   });
 

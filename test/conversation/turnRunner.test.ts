@@ -1,6 +1,6 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import type { ChatRequest } from "../../src/backends/types.js";
+import { BackendError, type ChatRequest } from "../../src/backends/types.js";
 import { ProjectCatalog } from "../../src/config/projects.js";
 import { TurnRunner } from "../../src/conversation/turnRunner.js";
 import type { TurnRequest } from "../../src/protocol/types.js";
@@ -11,23 +11,19 @@ import { silent, stubBackend } from "../backends/helpers.js";
 import { testSettings } from "../support/settings.js";
 
 describe("TurnRunner", () => {
-  test("with a backend that never reports its answer early, the slot is handed on before the turn is stored", async () => {
+  test("a context overflow drops older turns and retries once; user turn and reply are stored together", async () => {
     const settings = testSettings();
     const projects = new ProjectCatalog(settings);
     const sessions = new SessionManager(createSessionStore(settings.sessions, silent), {
       defaultPrompt: (p) => projects.get(p).systemPrompt,
     });
-    const events: string[] = [];
-    const commit = sessions.commitTurn.bind(sessions);
-    sessions.commitTurn = (...args) => {
-      events.push("stored");
-      return commit(...args);
-    };
-    // As the embedded model is: it answers, and says nothing before chat() settles.
-    const backend = stubBackend("quiet", async (request: ChatRequest) => {
-      events.push("answered");
-      assert.ok(request.onAnswered, "the turn offers its hook to the backend");
-      return { text: "hi there", toolCalls: [], finishReason: "stop" };
+    const sent: number[] = [];
+    const backend = stubBackend("small context", async (request: ChatRequest) => {
+      sent.push(request.messages.length);
+      if (request.messages.length > 3) {
+        throw new BackendError("context_overflow", "too long", { promptTokens: 400, contextTokens: 60 });
+      }
+      return { text: `re ${request.messages.at(-1)!.content}`, toolCalls: [], finishReason: "stop" };
     });
     const runner = new TurnRunner({
       settings,
@@ -37,19 +33,22 @@ describe("TurnRunner", () => {
       estimator: new TokenEstimator(),
       logger: silent,
     });
-    const turn: TurnRequest = {
+    const turn = (content: string): TurnRequest => ({
       project: "general",
       sessionId: "s1",
       kind: "chat",
-      content: "hello",
+      content,
       sampling: {},
       reply: { topic: "general/assistant_response/s1", format: "text" },
-    };
-    const outcome = await runner.run(turn, undefined, () => {
-      events.push("slot handed on");
-      return false;
     });
-    assert.equal(outcome.ok, true);
-    assert.deepEqual(events, ["answered", "slot handed on", "stored"]);
+    assert.equal((await runner.run(turn("one"))).ok, true);
+    const outcome = await runner.run(turn("two"));
+    assert.deepEqual(outcome.ok && outcome.text, "re two");
+    assert.deepEqual(sent, [2, 4, 2], "system + one, then system + one + reply + two, retried shorter");
+    const session = await sessions.open({ project: "general", sessionId: "s1" });
+    assert.deepEqual(
+      session.history.map((m) => m.content),
+      ["one", "re one", "two", "re two"],
+    );
   });
 });

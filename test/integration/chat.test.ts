@@ -2,7 +2,6 @@ import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import type { TestBroker } from "../support/brokers.js";
 import { BROKERS, startRig, type Rig } from "../support/harness.js";
-import { eventually } from "../support/wait.js";
 
 type Message = { role: string; content: string };
 const lastUser = (body: { messages: Message[] }) => body.messages[body.messages.length - 1]?.content;
@@ -159,60 +158,6 @@ for (const kind of BROKERS) {
       await rig.game.next("prompt_portal/assistant_response/owo");
       const system = rig.model.requests[0]?.body.messages[0].content as string;
       assert.doesNotMatch(system, /French/, "a deleted session starts again from the project prompt");
-    });
-  });
-
-  describe(`a model slot handed on through ${kind.name}`, { skip: kind.skip }, () => {
-    let broker: TestBroker;
-    let rig: Rig;
-
-    before(async () => {
-      broker = await kind.start();
-      rig = await startRig(broker, {}, { slots: 1 });
-    });
-    after(async () => {
-      await rig.stop();
-      await broker.stop();
-    });
-
-    test("once the model has answered, another session's turn takes the slot while the reply is stored", async () => {
-      rig.model.handler = (req) => ({ text: `a ${lastUser(req.body)}` });
-      // A session store slow to write one session's turns, as a remote one may be.
-      const sessions = rig.gateway.sessions;
-      const commit = sessions.commitTurn.bind(sessions);
-      let letGo!: () => void;
-      const held = new Promise<void>((resolve) => (letGo = resolve));
-      sessions.commitTurn = async (key, ...rest) => {
-        if (key.sessionId === "slow") await held;
-        return commit(key, ...rest);
-      };
-      try {
-        await rig.game.publish("general/user_input", { sessionId: "slow", message: "s1" });
-        await rig.game.publish("general/user_input", { sessionId: "slow", message: "s2" });
-        await rig.game.publish("general/user_input", { sessionId: "quick", message: "q1" });
-        assert.equal((await rig.game.next("general/assistant_response/quick")).text, "a q1");
-        assert.deepEqual(
-          rig.model.requests.map((r) => lastUser(r.body)),
-          ["s1", "q1"],
-          "s2 waits for s1 to be stored, q1 did not",
-        );
-        letGo();
-        const replies = await rig.game.collect("general/assistant_response/slow", 2);
-        assert.deepEqual(
-          replies.map((r) => r.text),
-          ["a s1", "a s2"],
-        );
-        assert.deepEqual(
-          (rig.model.requests[2]?.body.messages as Message[]).slice(1).map((m) => m.content),
-          ["s1", "a s1", "s2"],
-          "s2 went out with s1 stored",
-        );
-        assert.equal(rig.model.maxInFlight, 1);
-        await eventually(() => rig.gateway.scheduler.inFlight === 0);
-      } finally {
-        letGo();
-        sessions.commitTurn = commit;
-      }
     });
   });
 }

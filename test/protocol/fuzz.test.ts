@@ -48,7 +48,7 @@ type Expected =
 /** PROTOCOL A1's input topics; undefined: not ours. */
 function expectedRoute(topic: string, projects: ReadonlySet<string>): Expected | undefined {
   if (topic === "maze/state" && projects.has("maze")) {
-    return { kind: "turn", project: "maze", base: "maze/hint", turnKind: "maze_state" };
+    return { kind: "turn", project: "maze", base: "maze/hint", turnKind: "state" };
   }
   for (const project of projects) {
     if (topic === `${project}/user_input`) {

@@ -24,7 +24,7 @@ describe("parseInbound: maze/state snapshots", () => {
     assert.deepEqual(turn, {
       project: "maze",
       sessionId: "m1",
-      kind: "maze_state",
+      kind: "state",
       content:
         '{"player_pos": [1, 2], "exit_pos": [9, 9], "visible_map": [], "germs": [[3, 4]], "oxygen": [[5, 6]], "oxygen_collected": 1}',
       sampling: { temperature: 0.3 },

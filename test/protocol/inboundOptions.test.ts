@@ -272,6 +272,6 @@ describe("parseInbound: images (C4)", () => {
   test("maze snapshots may carry images", () => {
     const turn = turnOf(parse("maze/state", { sessionId: "m1", images: [PNG] }));
     assert.deepEqual(turn.images, [PNG]);
-    assert.equal(turn.kind, "maze_state");
+    assert.equal(turn.kind, "state");
   });
 });

@@ -36,7 +36,7 @@ describe("routeTopic", () => {
       kind: "user_input",
       project: "prompt_portal",
     });
-    assert.deepEqual(routeTopic("maze/state", projects), { kind: "maze_state", project: "maze" });
+    assert.deepEqual(routeTopic("maze/state", projects), { kind: "state", project: "maze" });
     assert.equal(routeTopic("maze/state", new Set(["general"])), undefined);
   });
 

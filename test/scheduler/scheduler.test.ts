@@ -14,8 +14,6 @@ interface TestJob extends ScheduledJob {
   started: boolean;
   cancelled?: CancelReason;
   finish(): void;
-  /** Hands the slot on, as a turn does once its model call is over. */
-  freeSlot(): boolean;
 }
 
 /** Records start order and running counts across every job it makes. */
@@ -26,22 +24,27 @@ class Harness {
   private readonly runningPerKey = new Map<string, number>();
   maxRunningPerKey = 0;
 
-  job(sessionKey: string, name: string, kind: JobKind = "turn", fail?: "reject" | "throw"): TestJob {
+  /** "snapshot": a turn with a coalesce key, as game-state snapshots are. */
+  job(
+    sessionKey: string,
+    name: string,
+    kind: JobKind | "snapshot" = "turn",
+    fail?: "reject" | "throw",
+  ): TestJob {
     let resolve!: () => void;
     const done = new Promise<void>((r) => (resolve = r));
     const job: TestJob = {
       sessionKey,
-      kind,
+      kind: kind === "snapshot" ? "turn" : kind,
+      ...(kind === "snapshot" ? { coalesceKey: "state" } : {}),
       name,
       started: false,
       finish: () => resolve(),
-      freeSlot: () => assert.fail(`${name} has not started`),
       cancel: (reason) => {
         job.cancelled = reason;
       },
-      run: (freeSlot) => {
+      run: () => {
         job.started = true;
-        job.freeSlot = freeSlot;
         this.startOrder.push(name);
         this.enter(sessionKey);
         if (fail === "throw") {
@@ -251,7 +254,7 @@ describe("TurnScheduler admission", () => {
   });
 });
 
-describe("TurnScheduler snapshot coalescing", () => {
+describe("TurnScheduler coalescing (game-state snapshots)", () => {
   test("a new snapshot replaces the waiting one, never the running one", async () => {
     const h = new Harness();
     const s = scheduler();
@@ -352,62 +355,23 @@ describe("TurnScheduler control jobs", () => {
   });
 });
 
-describe("TurnScheduler slots handed on before a job finishes", () => {
-  test("another session's job takes the freed slot; the job's own session still waits for it", async () => {
+describe("TurnScheduler slots", () => {
+  test("a job holds its slot until its run() settles", async () => {
     const h = new Harness();
     const s = scheduler({ concurrency: 1 });
     const first = h.job("a", "a0");
-    const sameSession = h.job("a", "a1");
     const other = h.job("b", "b0");
-    submitAll(s, [first, sameSession, other]);
+    submitAll(s, [first, other]);
     await settle();
     assert.deepEqual(h.startOrder, ["a0"]);
-    assert.equal(first.freeSlot(), true, "another job took the slot");
+    assert.equal(s.inFlight, 1);
+    first.finish();
     await settle();
     assert.deepEqual(h.startOrder, ["a0", "b0"], "the slot went to the next ready session");
-    assert.equal(s.inFlight, 1, "only b0 holds a slot");
-    first.finish();
-    await settle();
-    assert.equal(sameSession.started, false, "a1 needs a slot, and b0 holds the only one");
+    assert.equal(s.inFlight, 1);
     other.finish();
     await settle();
-    assert.ok(sameSession.started);
-    assert.equal(h.maxRunningPerKey, 1);
-  });
-
-  test("freeing twice, or from a control job, frees nothing more", async () => {
-    const h = new Harness();
-    const s = scheduler({ concurrency: 1 });
-    const first = h.job("a", "a0");
-    const control = h.job("c", "c-control", "control");
-    const jobs = [first, control, h.job("b", "b0"), h.job("d", "d0")];
-    submitAll(s, jobs);
-    await settle();
-    assert.equal(control.freeSlot(), false);
-    await settle();
-    assert.deepEqual(h.startOrder, ["a0", "c-control"], "a control job has no slot to hand on");
-    assert.equal(first.freeSlot(), true);
-    assert.equal(first.freeSlot(), false);
-    first.finish();
-    await settle();
-    assert.deepEqual(h.startOrder, ["a0", "c-control", "b0"]);
-    assert.equal(s.inFlight, 1);
-    assert.equal(s.queued, 1, "d0 waits for the one slot");
-  });
-
-  test("drain waits for a job that has handed its slot on", async () => {
-    const h = new Harness();
-    const s = scheduler({ concurrency: 1 });
-    const job = h.job("a", "a0");
-    submitAll(s, [job]);
-    await settle();
-    assert.equal(job.freeSlot(), false, "nobody waits for the slot");
-    let drained = false;
-    const done = s.drain(0).then(() => (drained = true));
-    await settle();
-    assert.equal(drained, false, "its reply is not out yet");
-    job.finish();
-    await done;
+    assert.equal(s.inFlight, 0);
   });
 });
 

@@ -54,14 +54,14 @@ for (const kind of STORE_KINDS) {
       assert.equal((await manager.open(key("new"), "custom")).systemPrompt, "custom");
     });
 
-    test("commit stores the pair and maze counters together", async () => {
+    test("commit stores the pair and the project state together", async () => {
       const { manager, key } = await setup();
       const { generation } = await manager.open(key("s1"));
       const maze = { lastState: "{}", stateRepeatCount: 2, lastReply: "go", assistantRepeatCount: 1 };
       assert.equal(await manager.commitTurn(key("s1"), generation, user("q"), assistant("a"), maze), true);
       const record = await manager.open(key("s1"));
       assert.deepEqual(record.history, [user("q"), assistant("a")]);
-      assert.deepEqual(record.maze, maze);
+      assert.deepEqual(record.projectState, maze);
     });
 
     test("a clear between open and commit wins: the commit is refused", async () => {
@@ -154,7 +154,7 @@ for (const kind of STORE_KINDS) {
       const record = await manager.open(key("a"));
       assert.equal(record.systemPrompt, "kept");
       assert.deepEqual(record.history, []);
-      assert.deepEqual(record.maze, { stateRepeatCount: 0, assistantRepeatCount: 0 });
+      assert.deepEqual(record.projectState, {});
       assert.deepEqual((await manager.open(key("b"))).history, []);
       assert.equal(await manager.clear("maze", "missing"), 0);
     });
@@ -200,10 +200,10 @@ for (const kind of STORE_KINDS) {
       const record = (await manager.read(key("a")))!;
       record.history.push(user("sneaky"));
       record.history[0]!.content = "changed";
-      record.maze.stateRepeatCount = 5;
+      (record.projectState as { stateRepeatCount: number }).stateRepeatCount = 5;
       const again = (await manager.read(key("a")))!;
       assert.deepEqual(again.history, [user("u0"), assistant("a0")]);
-      assert.equal(again.maze.stateRepeatCount, 0);
+      assert.deepEqual(again.projectState, {});
     });
 
     test("a record from open() stays as it was while the session changes (updates replace, never edit)", async () => {

@@ -25,7 +25,7 @@ describe("SqliteSessionStore", () => {
         { role: "user", content: "where now?" },
         { role: "assistant", content: '{"hint": "left"}' },
       ],
-      maze: { lastState: "[1, 2]", stateRepeatCount: 1, lastReply: "left", assistantRepeatCount: 0 },
+      projectState: { lastState: "[1, 2]", stateRepeatCount: 1, lastReply: "left", assistantRepeatCount: 0 },
       generation: 2,
       lastActiveAt: 1_700_000_123_456,
     };
@@ -40,6 +40,36 @@ describe("SqliteSessionStore", () => {
     try {
       assert.deepEqual(await second.update(key, () => undefined), record);
       assert.equal(await second.getProjectPrompt("maze"), "replaced");
+    } finally {
+      await second.stop();
+    }
+  });
+
+  test("a record stored before project state was opaque keeps its maze counters as project state", async () => {
+    const path = join(dir, "legacy.db");
+    const counters = { lastState: "[1, 2]", stateRepeatCount: 1, lastReply: "left", assistantRepeatCount: 0 };
+    const first = new SqliteSessionStore({ ...limits, path });
+    await first.start();
+    await first.update(key, () => ({
+      ...newSessionRecord(key, "system", 1_700_000_000_000),
+      projectState: counters,
+    }));
+    await first.stop();
+    // As earlier versions wrote it: the counters under `maze`.
+    const db = new Database(path);
+    try {
+      const { record } = db.prepare("SELECT record FROM sessions").get() as { record: string };
+      const { projectState, ...rest } = JSON.parse(record) as StoredSession;
+      db.prepare("UPDATE sessions SET record = ?").run(JSON.stringify({ ...rest, maze: projectState }));
+    } finally {
+      db.close();
+    }
+    const second = new SqliteSessionStore({ ...limits, path });
+    await second.start();
+    try {
+      const read = await second.update(key, () => undefined);
+      assert.deepEqual(read?.projectState, counters);
+      assert.equal("maze" in (read ?? {}), false);
     } finally {
       await second.stop();
     }

@@ -35,7 +35,7 @@ for (const kind of STORE_KINDS) {
           { role: "user", content: 'q ✓ \u0000 "quoted"' },
           { role: "assistant", content: "a" },
         ],
-        maze: { lastState: "{}", stateRepeatCount: 2, assistantRepeatCount: 1, lastReply: "go" },
+        projectState: { lastState: "{}", stateRepeatCount: 2, assistantRepeatCount: 1, lastReply: "go" },
         generation: 3,
         lastActiveAt: 2000,
       };

@@ -1,7 +1,7 @@
 /** Maze snapshots as model input (PROTOCOL A3). */
 
-import { isJsonObject, toIntPairs, type JsonObject } from "./coerce.js";
-import { pyJson } from "./pyjson.js";
+import { isJsonObject, toIntPairs, type JsonObject } from "../../protocol/coerce.js";
+import { pyJson } from "../../protocol/pyjson.js";
 
 /**
  * The canonical user turn for a `maze/state` snapshot: the original gateway's JSON text, key for

@@ -1,12 +1,23 @@
 /**
- * Built-in projects. Each prompt is written for llmqtt; it keeps the intent and the output form
- * that the game clients of the original gateway parse.
+ * Built-in projects, as data plus hooks. Each prompt is written for llmqtt; it keeps the intent
+ * and the output form that the game clients of the original gateway parse. A config file's
+ * `projects` entries override the data; the hooks come only from here.
  */
+
+import type { SamplingParameters } from "../backends/types.js";
+import type { ProjectHooks } from "./hooks.js";
+import { MAZE_HOOKS } from "./maze/hooks.js";
+import { MAZE_ACTIONS, type ToolSet } from "./maze/tools.js";
 
 export interface ProjectPreset {
   systemPrompt: string;
-  /** The project's turns may use the maze action tools (PROTOCOL A9) when tools are switched on. */
-  mazeTools?: boolean;
+  /** Sampling defaults of the project, over the global ones. */
+  sampling?: Partial<SamplingParameters>;
+  /** Replies in the JSON envelope (PROTOCOL C1) unless a turn asks otherwise; default "text". */
+  responseFormat?: "text" | "json";
+  /** Tools the project offers when tools are switched on (`mazeTools`). */
+  tools?: ToolSet;
+  hooks?: ProjectHooks;
 }
 
 const MAZE = `You are the helper inside a maze game. The player must reach the exit while avoiding germs and collecting oxygen.
@@ -30,7 +41,7 @@ const GENERAL = `You are a helpful assistant. Answer concisely and accurately; s
 const COMPLETION_SERVICE = `You continue text. Reply with only the continuation of the user's text: no preamble, no quotation marks, no explanation.`;
 
 export const PRESETS: Readonly<Record<string, ProjectPreset>> = {
-  maze: { systemPrompt: MAZE, mazeTools: true },
+  maze: { systemPrompt: MAZE, tools: MAZE_ACTIONS, hooks: MAZE_HOOKS },
   driving: { systemPrompt: DRIVING },
   bloodcell: { systemPrompt: BLOODCELL },
   racing: { systemPrompt: RACING },
@@ -42,4 +53,14 @@ export const PRESETS: Readonly<Record<string, ProjectPreset>> = {
 /** Unknown project names behave like `general`. */
 export function presetFor(project: string): ProjectPreset {
   return PRESETS[project] ?? (PRESETS.general as ProjectPreset);
+}
+
+/** The hooks of a project by name; none for unknown names. */
+export function hooksFor(project: string): ProjectHooks | undefined {
+  return PRESETS[project]?.hooks;
+}
+
+/** True when the project takes game-state snapshots on `P/state` (PROTOCOL A3). */
+export function hasStateTopic(project: string): boolean {
+  return hooksFor(project)?.stateToUserTurn !== undefined;
 }

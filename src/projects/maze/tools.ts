@@ -1,8 +1,15 @@
 /** Maze actions the model can take through tool calls, and their reply form (PROTOCOL A9). */
 
-import type { ToolCall, ToolDefinition } from "../backends/types.js";
-import { isJsonObject, toBool, toInt, toIntPair, toIntPairs, type JsonObject } from "./coerce.js";
-import { pyJson } from "./pyjson.js";
+import type { ChatResult, ToolCall, ToolDefinition } from "../../backends/types.js";
+import {
+  isJsonObject,
+  toBool,
+  toInt,
+  toIntPair,
+  toIntPairs,
+  type JsonObject,
+} from "../../protocol/coerce.js";
+import { pyJson } from "../../protocol/pyjson.js";
 
 const integer = (what: string) => ({ type: "integer", minimum: 0, description: what });
 // One shape only: chat templates render anyOf poorly (functionary's fails outright) and small
@@ -144,6 +151,19 @@ export function toolCallsToMazeAction(text: string, calls: readonly ToolCall[]):
 export function formatMazeAction(text: string, calls: readonly ToolCall[]): string {
   return pyJson(toolCallsToMazeAction(text, calls));
 }
+
+/** A set of tools a project may offer, and how a reply that used them is written. */
+export interface ToolSet {
+  tools: ToolDefinition[];
+  replyText(result: ChatResult): string;
+}
+
+/** The maze actions (A9): a reply with tool calls becomes one action object. */
+export const MAZE_ACTIONS: ToolSet = {
+  tools: MAZE_TOOLS,
+  replyText: (result) =>
+    result.toolCalls.length > 0 ? formatMazeAction(result.text, result.toolCalls) : result.text,
+};
 
 function parseArguments(raw: string): JsonObject | undefined {
   if (raw.trim() === "") return {};

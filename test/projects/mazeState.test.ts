@@ -1,7 +1,7 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 
-import { mazeStateToUserTurn, stuckMarker } from "../../src/protocol/maze.js";
+import { mazeStateToUserTurn, stuckMarker } from "../../src/projects/maze/state.js";
 
 describe("mazeStateToUserTurn", () => {
   test("writes the original's keys, order and spacing from {x,y} objects", () => {

@@ -2,7 +2,7 @@ import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 
 import type { ToolCall } from "../../src/backends/types.js";
-import { MAZE_TOOLS, formatMazeAction, toolCallsToMazeAction } from "../../src/protocol/mazeTools.js";
+import { MAZE_TOOLS, formatMazeAction, toolCallsToMazeAction } from "../../src/projects/maze/tools.js";
 
 const call = (name: string, args: unknown): ToolCall => ({
   name,
