@@ -16,11 +16,7 @@ const flag = (name: string, more: Omit<SettingCli, "flag"> = {}) => ({ cli: { fl
 const secret = { cli: { secret: true } };
 
 export const MqttSettingsSchema = z.strictObject({
-  url: z
-    .string()
-    .optional()
-    .describe("full broker URL instead of host/port: mqtt[s]://, ws[s]://")
-    .meta(secret),
+  url: z.string().optional().describe("broker URL instead of host/port: mqtt[s]://, ws[s]://").meta(secret),
   host: z
     .string()
     .optional()
@@ -36,10 +32,7 @@ export const MqttSettingsSchema = z.strictObject({
     .describe(
       "names the broker session that keeps requests while llmqtt restarts; one per instance (default: llmqtt-<hostname>)",
     ),
-  clean: z
-    .boolean()
-    .default(false)
-    .describe("fresh broker session on each connect (drops requests queued meanwhile)"),
+  clean: z.boolean().default(false).describe("fresh broker session on connect (loses queued requests)"),
   qos: z
     .union([z.literal(1), z.literal(2)])
     .default(1)
@@ -60,12 +53,8 @@ export const MqttSettingsSchema = z.strictObject({
   tls: z
     .strictObject({
       caFile: z.string().optional().describe("TLS: CA certificate(s) to trust, PEM").meta(flag("--mqtt-ca")),
-      certFile: z
-        .string()
-        .optional()
-        .describe("mutual TLS: client certificate, PEM")
-        .meta(flag("--mqtt-cert")),
-      keyFile: z.string().optional().describe("mutual TLS: client key, PEM").meta(flag("--mqtt-key")),
+      certFile: z.string().optional().describe("mTLS: client certificate, PEM").meta(flag("--mqtt-cert")),
+      keyFile: z.string().optional().describe("mTLS: client key, PEM").meta(flag("--mqtt-key")),
       keyPassphrase: z
         .string()
         .optional()
@@ -244,10 +233,7 @@ export const ShutdownSettingsSchema = z.strictObject({
 });
 
 export const LimitSettingsSchema = z.strictObject({
-  maxPayloadBytes: positiveInt
-    .default(256 * 1024)
-    .describe("largest MQTT payload")
-    .meta(flag("--max-payload-bytes")),
+  maxPayloadBytes: positiveInt.default(262_144).describe("largest payload").meta(flag("--max-payload-bytes")),
   maxMessageChars: positiveInt.default(32_000).describe("longest message").meta(flag("--max-message-chars")),
 });
 
@@ -326,11 +312,7 @@ export const LoggingSettingsSchema = z.strictObject({
 });
 
 export const HttpSettingsSchema = z.strictObject({
-  enabled: z
-    .boolean()
-    .default(true)
-    .describe("serve /healthz, /readyz, /metrics and the dashboard")
-    .meta(flag("--http")),
+  enabled: z.boolean().default(true).describe("serve health, metrics and dashboard").meta(flag("--http")),
   host: z.string().default("127.0.0.1").describe("address of the HTTP endpoint"),
   port: port.default(8090).describe("port of the HTTP endpoint, 0 = a free one"),
   brokerWsUrl: z
@@ -432,11 +414,7 @@ export const SettingsSchema = z
       .boolean()
       .default(false)
       .describe("offer maze action tools (break_wall, ...) to the model; needs llama-server --jinja"),
-    statusIntervalSec: z
-      .number()
-      .positive()
-      .default(30)
-      .describe("seconds between the projects' status messages"),
+    statusIntervalSec: z.number().positive().default(30).describe("seconds between status messages"),
   })
   .superRefine((settings, ctx) => {
     // MQTT 3.1.1 forbids a password without a username; brokers drop such a connection silently.
