@@ -99,30 +99,31 @@ function unwrap(schema: Schema): { core: Schema; meta: z.core.GlobalMeta; defaul
 
 function kindOf(core: Schema, cli: SettingCli): SettingSpec["kind"] {
   if (cli.list) return "list";
-  const def = core._zod.def;
-  if (def.type === "boolean") return "boolean";
-  if (def.type === "number") return "number";
-  if (def.type === "union" && literals(core).every((value) => typeof value === "number")) return "number";
-  if (def.type === "string" || def.type === "enum") return "string";
+  const type = core._zod.def.type;
+  if (type === "boolean") return "boolean";
+  if (type === "number" || numberLiterals(core) !== undefined) return "number";
+  if (type === "string" || type === "enum") return "string";
   return "json";
 }
 
-/** The values of a union of literals (`1 | 2`); empty for any other schema. */
-function literals(core: Schema): unknown[] {
+/** The values of a union of number literals (`1 | 2`); undefined for any other schema. */
+function numberLiterals(core: Schema): number[] | undefined {
   const def = core._zod.def;
-  if (def.type !== "union") return [];
-  return (def as z.core.$ZodUnionDef).options.flatMap((option) =>
+  if (def.type !== "union") return undefined;
+  const values: unknown[] = (def as z.core.$ZodUnionDef).options.flatMap((option) =>
     option._zod.def.type === "literal"
-      ? (option._zod.def as z.core.$ZodLiteralDef<z.core.util.Literal>).values
-      : [NaN],
+      ? (option._zod.def as z.core.$ZodLiteralDef<number>).values
+      : [undefined],
   );
+  return values.every((value) => typeof value === "number") ? (values as number[]) : undefined;
 }
 
 function placeholder(key: string, kind: SettingSpec["kind"], core: Schema): string {
   const def = core._zod.def;
   if (kind === "boolean") return "[bool]";
   if (def.type === "enum") return `<${Object.keys((def as z.core.$ZodEnumDef).entries).join("|")}>`;
-  if (def.type === "union" && kind === "number") return `<${literals(core).join("|")}>`;
+  const choices = numberLiterals(core);
+  if (choices !== undefined) return `<${choices.join("|")}>`;
   if (kind === "list") return "<values...>";
   if (kind === "json") return "<json>";
   if (key.endsWith("Sec")) return "<seconds>";

@@ -1,7 +1,8 @@
 /**
  * What a settings field may say about its command-line flag, beside its `.describe()` help text.
  * Most fields need none of it: the flag is spelled from the field's path (`sessions.redis.keyPrefix`
- * → `--sessions-redis-key-prefix`) and its parser from the field's type.
+ * → `--sessions-redis-key-prefix`) and its parser from the field's type. Give it in one
+ * `.meta({ cli: ... })` call: zod merges metadata key by key, so a second `cli` replaces the first.
  */
 export interface SettingCli {
   /** Long flag instead of the one spelled from the path, e.g. `--max-tokens` for `sampling.maxTokens`. */

@@ -87,6 +87,8 @@ describe("flags and variables made from the schema", () => {
       assert.notEqual(valueAt(fromEnv, path), undefined, `no variable reaches ${path}`);
       assert.notEqual(valueAt(fromFlags, path), undefined, `no flag reaches ${path}`);
     }
+    for (const option of options)
+      assert.ok(option.description.length > 0, `${option.long} has no description`);
     const envs = options.map((option) => option.envVar);
     assert.equal(new Set(envs).size, envs.length);
     for (const option of options) {
