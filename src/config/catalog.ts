@@ -31,11 +31,12 @@ type Schema = z.core.$ZodType;
 const WRAPPERS = new Set(["default", "prefault", "optional", "nullable", "readonly", "catch"]);
 const TOP_LEVEL_GROUP = "General";
 
-let cached: SettingSpec[] | undefined;
+let specs: SettingSpec[] | undefined;
+let secrets: Set<string> | undefined;
 
 export function settingSpecs(): SettingSpec[] {
-  cached ??= collect(SettingsSchema, [], TOP_LEVEL_GROUP);
-  return cached;
+  specs ??= collect(SettingsSchema, [], TOP_LEVEL_GROUP);
+  return specs;
 }
 
 /** `LLMQTT_` + the flag without its dashes, upper case: `--redis-url` → `LLMQTT_REDIS_URL`. */
@@ -48,10 +49,9 @@ export function envName(flag: string): string {
  * lists of objects that have no flag of their own.
  */
 export function secretPaths(): ReadonlySet<string> {
-  cachedSecrets ??= new Set(collectSecrets(SettingsSchema, []));
-  return cachedSecrets;
+  secrets ??= new Set(collectSecrets(SettingsSchema, []));
+  return secrets;
 }
-let cachedSecrets: Set<string> | undefined;
 
 function collect(schema: Schema, path: string[], group: string): SettingSpec[] {
   const { core, meta } = unwrap(schema);

@@ -81,8 +81,10 @@ const URL_KEY = /url$/i;
 
 /** Names of the schema's secrets (`password`, `apiKey`, ...), masked wherever they appear. */
 function secretKeys(): Set<string> {
-  return new Set([...secretPaths()].map((path) => path.slice(path.lastIndexOf(".") + 1)));
+  secretKeyNames ??= new Set([...secretPaths()].map((path) => path.slice(path.lastIndexOf(".") + 1)));
+  return secretKeyNames;
 }
+let secretKeyNames: Set<string> | undefined;
 
 /** A copy safe to print or publish: every secret, and every password inside a URL, replaced by `***`. */
 export function maskSecrets<T>(value: T): T {
