@@ -95,7 +95,7 @@ export const ServerSettingsSchema = z.strictObject({
     .string()
     .default("http://localhost:8080")
     .describe("OpenAI-compatible model server, with or without /v1; repeat or comma-separate for a pool")
-    .meta({ cli: { list: true } }),
+    .meta({ cli: { list: true, arg: "<url>" } }),
   apiKey: z.string().optional().describe("API key of the model server, if it needs one").meta(secret),
   model: z.string().default("default").describe("model name sent with requests (llama-server ignores it)"),
   timeoutSec: z
