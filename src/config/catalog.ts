@@ -129,7 +129,7 @@ function placeholder(key: string, kind: SettingSpec["kind"], core: Schema): stri
   if (key.endsWith("Sec")) return "<seconds>";
   if (key.endsWith("Ms")) return "<ms>";
   if (/(File|Path)$/.test(key)) return "<file>";
-  if (/url$/i.test(key)) return "<url>";
+  if (/(url|endpoint)$/i.test(key)) return "<url>";
   if (key.endsWith("Dir")) return "<dir>";
   if (/^(password|apiKey|token)$|Passphrase$/.test(key)) return "<secret>";
   if (/host$/i.test(key)) return "<address>";
