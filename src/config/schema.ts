@@ -312,7 +312,11 @@ export const LoggingSettingsSchema = z.strictObject({
 });
 
 export const HttpSettingsSchema = z.strictObject({
-  enabled: z.boolean().default(true).describe("serve health, metrics and dashboard").meta(flag("--http")),
+  enabled: z
+    .boolean()
+    .default(true)
+    .describe("serve health, metrics, the dashboard and the console")
+    .meta(flag("--http")),
   host: z.string().default("127.0.0.1").describe("address of the HTTP endpoint"),
   port: port.default(8090).describe("port of the HTTP endpoint, 0 = a free one"),
   brokerWsUrl: z
