@@ -2,7 +2,15 @@
 import { Command } from "commander";
 import { registerClientCommands } from "./client/commands.js";
 import type * as Yaml from "yaml";
-import { configOption, normalizeArgv, serveOptions, settingsFromOptions } from "./config/flags.js";
+import {
+  configOption,
+  normalizeArgv,
+  secretFlagWarning,
+  secretsOnCommandLine,
+  serveOptions,
+  settingsFromOptions,
+  type ValueSource,
+} from "./config/flags.js";
 import { maskSecrets } from "./config/file.js";
 import { ConfigError } from "./config/load.js";
 import { Gateway } from "./gateway.js";
@@ -20,14 +28,16 @@ export function buildProgram(): Command {
     .addHelpText(
       "after",
       `
-Every flag can also be set by environment variable: --server-url ← LLMQTT_SERVER_URL, and so on.
+Every flag can also be set by environment variable LLMQTT_<FLAG>: --server-url ← LLMQTT_SERVER_URL,
+--redis-key-prefix ← LLMQTT_REDIS_KEY_PREFIX. Give secrets by --<flag>-file or the environment:
+flags show in the process list. Precedence: defaults < --config file < environment < flags.
 The original gateway's snake_case spellings work too (--server_url, --skip_thinking False, ...).
 
 Example:
   llama-server -m model.gguf --jinja --parallel 4 --port 8080
   llmqtt serve --server-url http://localhost:8080 --mqtt-broker localhost --projects maze,general`,
     )
-    .action(async (options: Record<string, unknown>) => runServe(options));
+    .action(async (options: Record<string, unknown>, command: Command) => runServe(options, command));
   addSettingsOptions(serve);
 
   const config = program.command("config").description("check or print the settings that serve would use");
@@ -35,8 +45,8 @@ Example:
     config
       .command("check")
       .description("validate the config file, environment and flags; exit 2 naming any bad setting")
-      .action((options: Record<string, unknown>) => {
-        const settings = settingsFromOptions(options);
+      .action((options: Record<string, unknown>, command: Command) => {
+        const settings = settingsFromOptions(options, sourcesOf(command));
         process.stdout.write(`configuration is valid (${settings.projects.length} projects)\n`);
       }),
   );
@@ -44,9 +54,9 @@ Example:
     config
       .command("print")
       .description("print the effective settings as YAML, secrets masked")
-      .action((options: Record<string, unknown>) => {
+      .action((options: Record<string, unknown>, command: Command) => {
         const yaml = loadOnDemand("yaml") as typeof Yaml;
-        process.stdout.write(yaml.stringify(maskSecrets(settingsFromOptions(options))));
+        process.stdout.write(yaml.stringify(maskSecrets(settingsFromOptions(options, sourcesOf(command)))));
       }),
   );
 
@@ -59,8 +69,16 @@ function addSettingsOptions(command: Command): void {
   for (const option of serveOptions()) command.addOption(option);
 }
 
-async function runServe(options: Record<string, unknown>): Promise<void> {
-  const gateway = new Gateway(settingsFromOptions(options));
+function sourcesOf(command: Command): ValueSource {
+  return (attribute) => command.getOptionValueSource(attribute);
+}
+
+async function runServe(options: Record<string, unknown>, command: Command): Promise<void> {
+  const gateway = new Gateway(settingsFromOptions(options, sourcesOf(command)));
+  // Still accepted, as the original gateway's operators start it with --mqtt_password.
+  for (const flag of secretsOnCommandLine(options, sourcesOf(command))) {
+    gateway.logger.warn({ flag }, secretFlagWarning(flag));
+  }
   let stopping = false;
   const shutdown = (signal: string) => {
     if (stopping) {

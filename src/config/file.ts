@@ -3,10 +3,8 @@ import { extname } from "node:path";
 import type * as Yaml from "yaml";
 import { loadOnDemand } from "../onDemand.js";
 import { redactUrl } from "../observability/redact.js";
+import { secretPaths } from "./catalog.js";
 import { ConfigError, type SettingsInput } from "./load.js";
-
-/** Keys whose values are secrets: never printed, and loadable from `<key>File`. */
-const SECRET_KEYS = new Set(["password", "apiKey", "keyPassphrase", "token"]);
 
 /** Reads a YAML or JSON settings file (JSON is YAML, but `.json` gets JSON's stricter errors). */
 export function readConfigFile(path: string): SettingsInput {
@@ -35,25 +33,24 @@ export function readConfigFile(path: string): SettingsInput {
 }
 
 /**
- * Replaces every `passwordFile` / `apiKeyFile` with the file's content (trimmed) under the
- * plain key, so secrets can live in files readable only by the service (systemd credentials,
- * Docker or Kubernetes secrets).
+ * Replaces every `<secret>File` (`passwordFile`, `apiKeyFile`, `urlFile` of Redis: the secrets
+ * the schema marks) with the file's content, trimmed, under the plain key, so secrets can live in
+ * files readable only by the service (systemd credentials, Docker or Kubernetes secrets).
  */
-export function resolveSecretFiles(input: SettingsInput, path = ""): SettingsInput {
+export function resolveSecretFiles(input: SettingsInput, path: string[] = []): SettingsInput {
   const out: SettingsInput = {};
   for (const [key, value] of Object.entries(input)) {
-    const secret = key.endsWith("File") ? key.slice(0, -"File".length) : undefined;
-    if (secret && SECRET_KEYS.has(secret) && typeof value === "string") {
-      try {
-        out[secret] = readFileSync(value, "utf8").trim();
-      } catch (error) {
-        throw new ConfigError(`${path}${key}: cannot read ${value}: ${(error as Error).message}`);
+    const secret = key.endsWith("File") ? key.slice(0, -"File".length) : "";
+    if (typeof value === "string" && isSecretPath([...path, secret])) {
+      if (input[secret] !== undefined) {
+        throw new ConfigError(`${dotted(path, secret)}: give either ${secret} or ${key}, not both`);
       }
+      out[secret] = readSecretFile(value, dotted(path, key));
     } else if (isObject(value)) {
-      out[key] = resolveSecretFiles(value, `${path}${key}.`);
+      out[key] = resolveSecretFiles(value, [...path, key]);
     } else if (Array.isArray(value)) {
       out[key] = value.map((item, i) =>
-        isObject(item) ? resolveSecretFiles(item, `${path}${key}.${i}.`) : item,
+        isObject(item) ? resolveSecretFiles(item, [...path, key, String(i)]) : item,
       );
     } else {
       out[key] = value;
@@ -62,8 +59,32 @@ export function resolveSecretFiles(input: SettingsInput, path = ""): SettingsInp
   return out;
 }
 
+function readSecretFile(file: string, setting: string): string {
+  try {
+    return readFileSync(file, "utf8").trim();
+  } catch (error) {
+    throw new ConfigError(`${setting}: cannot read ${file}: ${(error as Error).message}`);
+  }
+}
+
+/** Whether the schema marks this path a secret; list indices match its `*`. */
+function isSecretPath(path: string[]): boolean {
+  return secretPaths().has(path.map((key) => (/^\d+$/.test(key) ? "*" : key)).join("."));
+}
+
+function dotted(path: string[], key: string): string {
+  return [...path, key].join(".");
+}
+
 /** Keys holding URLs (`url`, `brokerWsUrl`, ...), which may carry a password of their own. */
 const URL_KEY = /url$/i;
+
+/** Names of the schema's secrets (`password`, `apiKey`, ...), masked wherever they appear. */
+function secretKeys(): Set<string> {
+  secretKeyNames ??= new Set([...secretPaths()].map((path) => path.slice(path.lastIndexOf(".") + 1)));
+  return secretKeyNames;
+}
+let secretKeyNames: Set<string> | undefined;
 
 /** A copy safe to print or publish: every secret, and every password inside a URL, replaced by `***`. */
 export function maskSecrets<T>(value: T): T {
@@ -71,8 +92,8 @@ export function maskSecrets<T>(value: T): T {
   if (!isObject(value)) return value;
   const out: SettingsInput = {};
   for (const [key, item] of Object.entries(value)) {
-    if (SECRET_KEYS.has(key) && item !== undefined) out[key] = "***";
-    else if (URL_KEY.test(key) && typeof item === "string") out[key] = redactUrl(item);
+    if (URL_KEY.test(key) && typeof item === "string") out[key] = redactUrl(item);
+    else if (secretKeys().has(key) && item !== undefined) out[key] = "***";
     else out[key] = maskSecrets(item);
   }
   return out as T;

@@ -1,4 +1,5 @@
 import { z } from "zod";
+import type { SettingCli } from "./cliMeta.js";
 
 /**
  * The whole settings schema with its defaults. Every other module receives the parsed,
@@ -7,127 +8,145 @@ import { z } from "zod";
 
 const positiveInt = z.number().int().positive();
 const nonNegativeInt = z.number().int().nonnegative();
+const seconds = z.number().nonnegative();
+const port = z.number().int().min(0).max(65535);
+
+/** Flag metadata (cliMeta.ts) for a field whose flag is not spelled from its path. */
+const flag = (name: string, more: Omit<SettingCli, "flag"> = {}) => ({ cli: { flag: name, ...more } });
+const secret = { cli: { secret: true } };
 
 export const MqttSettingsSchema = z.strictObject({
-  /** Full broker URL (mqtt://, mqtts://, ws://, wss://). Overrides host/port when given. */
-  url: z.string().optional(),
-  /** External broker host. With neither url nor host, llmqtt starts its embedded broker. */
-  host: z.string().optional(),
-  port: z.number().int().min(1).max(65535).default(1883),
-  username: z.string().optional(),
-  password: z.string().optional(),
-  /**
-   * Client id; default `llmqtt-<hostname>`. It names the broker-side session that keeps requests
-   * while llmqtt restarts, so every instance needs its own.
-   */
-  clientId: z.string().min(1).optional(),
-  /**
-   * Start a fresh broker session on every connect. Off by default: the broker keeps the
-   * subscriptions and queues QoS 1 requests while llmqtt is away, and delivers them on return.
-   */
-  clean: z.boolean().default(false),
-  /**
-   * QoS of llmqtt's subscriptions and of what it publishes. 1: every reply arrives at least once
-   * (a broker restart may deliver one twice). 2: exactly once, for clients that subscribe with 2.
-   */
-  qos: z.union([z.literal(1), z.literal(2)]).default(1),
-  /** MQTT 5: how long the broker keeps the session after a disconnect (3.1.1: the broker decides). */
-  sessionExpirySec: nonNegativeInt.default(3600),
-  /**
-   * Shared subscription group: inputs are subscribed as `$share/<group>/<topic>`, so each request
-   * goes to one of the instances in the group (scale-out; sessions then need the Redis store).
-   */
+  url: z.string().optional().describe("broker URL instead of host/port: mqtt[s]://, ws[s]://").meta(secret),
+  host: z
+    .string()
+    .optional()
+    .describe("external MQTT broker host (default: none, llmqtt starts its embedded broker)")
+    .meta(flag("--mqtt-broker", { arg: "<host>" })),
+  port: port.min(1).default(1883).describe("MQTT broker port"),
+  username: z.string().optional().describe("MQTT username"),
+  password: z.string().optional().describe("MQTT password").meta(secret),
+  clientId: z
+    .string()
+    .min(1)
+    .optional()
+    .describe(
+      "names the broker session that keeps requests while llmqtt restarts; one per instance (default: llmqtt-<hostname>)",
+    ),
+  clean: z.boolean().default(false).describe("fresh broker session on connect (loses queued requests)"),
+  qos: z
+    .union([z.literal(1), z.literal(2)])
+    .default(1)
+    .describe("QoS of subscriptions and replies: 1 = at least once, 2 = exactly once"),
+  sessionExpirySec: nonNegativeInt
+    .default(3600)
+    .describe("MQTT 5: seconds the broker keeps llmqtt's session while it is away")
+    .meta(flag("--mqtt-session-expiry")),
   shareGroup: z
     .string()
     .min(1)
     .regex(/^[^/+#]+$/, "must not contain /, + or #")
-    .optional(),
+    .optional()
+    .describe(
+      "scale-out: inputs subscribed as $share/<name>/..., one instance gets each (needs the redis store)",
+    )
+    .meta(flag("--share-group", { arg: "<name>" })),
   tls: z
     .strictObject({
-      /** CA certificate(s) to trust for the broker, PEM; default: the system's. */
-      caFile: z.string().optional(),
-      /** Client certificate and key for mutual TLS, PEM. */
-      certFile: z.string().optional(),
-      keyFile: z.string().optional(),
-      /** Passphrase of an encrypted key. */
-      keyPassphrase: z.string().optional(),
-      /** Refuse a broker whose certificate does not verify (turn off only for testing). */
-      rejectUnauthorized: z.boolean().default(true),
-      /** Server name for SNI and certificate checking; default: the URL's host. */
-      servername: z.string().optional(),
+      caFile: z.string().optional().describe("TLS: CA certificate(s) to trust, PEM").meta(flag("--mqtt-ca")),
+      certFile: z.string().optional().describe("mTLS: client certificate, PEM").meta(flag("--mqtt-cert")),
+      keyFile: z.string().optional().describe("mTLS: client key, PEM").meta(flag("--mqtt-key")),
+      keyPassphrase: z
+        .string()
+        .optional()
+        .describe("passphrase of an encrypted client key")
+        .meta(flag("--mqtt-key-passphrase", { secret: true })),
+      rejectUnauthorized: z
+        .boolean()
+        .default(true)
+        .describe("TLS: refuse a broker certificate that does not verify (false: for testing only)")
+        .meta(flag("--mqtt-reject-unauthorized")),
+      servername: z
+        .string()
+        .optional()
+        .describe("TLS: name for SNI and certificate checks (default: the broker URL's host)")
+        .meta(flag("--mqtt-servername", { arg: "<name>" })),
     })
     .default({ rejectUnauthorized: true }),
-  keepaliveSec: nonNegativeInt.default(60),
-  protocolVersion: z.union([z.literal(4), z.literal(5)]).default(4),
-  reconnectPeriodMs: positiveInt.default(2000),
-  /** TCP_NODELAY on the broker socket: avoids Nagle's delay on every small reply. */
-  noDelay: z.boolean().default(true),
+  keepaliveSec: nonNegativeInt.default(60).describe("MQTT keepalive, seconds").meta(flag("--mqtt-keepalive")),
+  protocolVersion: z
+    .union([z.literal(4), z.literal(5)])
+    .default(4)
+    .describe("4 = MQTT 3.1.1, 5 = MQTT 5"),
+  reconnectPeriodMs: positiveInt.default(2000).describe("wait between reconnection attempts, ms"),
+  /** Avoids Nagle's delay on every small reply. */
+  noDelay: z.boolean().default(true).describe("TCP_NODELAY on the broker socket"),
 });
 
-/** The embedded broker, used when no external broker is configured. */
 export const BrokerSettingsSchema = z.strictObject({
-  host: z.string().default("127.0.0.1"),
-  port: z.number().int().min(0).max(65535).default(1883),
-  /** MQTT over WebSocket for browser games; 0 turns it off. */
-  wsPort: z.number().int().min(0).max(65535).default(9001),
-  username: z.string().optional(),
-  password: z.string().optional(),
+  host: z.string().default("127.0.0.1").describe("address to listen on (0.0.0.0: the whole network)"),
+  port: port.default(1883).describe("MQTT port"),
+  wsPort: port.default(9001).describe("MQTT over WebSocket port for browser games, 0 = off"),
+  username: z.string().optional().describe("username clients must give"),
+  password: z.string().optional().describe("password clients must give").meta(secret),
 });
 
 export const ServerSettingsSchema = z.strictObject({
-  /** OpenAI-compatible server, with or without a trailing /v1. */
-  url: z.string().default("http://localhost:8080"),
-  apiKey: z.string().optional(),
-  /** Model name sent in requests; llama-server ignores it. */
-  model: z.string().default("default"),
-  /** Per-turn deadline in seconds, retries included. */
-  timeoutSec: z.number().positive().default(120),
-  /** Parallel model calls; overrides what the server reports (llama-server /props total_slots). */
-  slots: positiveInt.optional(),
-  /** Share of the traffic when several servers form a pool (relative to the others). */
-  weight: z.number().positive().optional(),
-  /** Parallel model calls when the server does not report its slot count. */
-  defaultSlots: positiveInt.default(4),
-  /** Seconds between health probes of the model server. */
-  probeIntervalSec: z.number().positive().default(10),
+  url: z
+    .string()
+    .default("http://localhost:8080")
+    .describe("OpenAI-compatible model server, with or without /v1; repeat or comma-separate for a pool")
+    .meta({ cli: { list: true, arg: "<url>" } }),
+  apiKey: z.string().optional().describe("API key of the model server, if it needs one").meta(secret),
+  model: z.string().default("default").describe("model name sent with requests (llama-server ignores it)"),
+  timeoutSec: z
+    .number()
+    .positive()
+    .default(120)
+    .describe("deadline for one turn, retries included, seconds")
+    .meta(flag("--server-timeout")),
+  slots: positiveInt
+    .optional()
+    .describe("model calls in flight at once (default: the server's total_slots from /props, else 4)")
+    .meta({ cli: { aliases: ["--num-workers"] } }),
+  weight: z.number().positive().optional().describe("share of a pool's traffic, relative to the others"),
+  defaultSlots: positiveInt.default(4).describe("model calls in flight when the server does not say"),
+  probeIntervalSec: z.number().positive().default(10).describe("seconds between health probes"),
 });
 
 /** One model server of a pool; fields it leaves out come from `server`. */
 export const BackendEntrySchema = z.strictObject({
   url: z.string(),
-  apiKey: z.string().optional(),
+  apiKey: z.string().optional().meta(secret),
   model: z.string().optional(),
   weight: z.number().positive().optional(),
   slots: positiveInt.optional(),
 });
 
-/** A model run inside llmqtt by node-llama-cpp instead of a model server. */
 export const ModelSettingsSchema = z.strictObject({
-  /** GGUF file, a model alias (qwen3-0.6b, ...), or `hf:<user>/<repo>/<file>`. */
   path: z
     .string()
     .min(1)
     .optional()
     .describe(
-      "run this model inside llmqtt: a .gguf file, an alias llmqtt downloads (qwen3-0.6b, qwen3-0.6b-q4, qwen3-1.7b, qwen3-1.7b-q8), or hf:<user>/<repo>/<file>",
-    ),
-  /** Parallel sequences (turns answered at once). */
-  slots: positiveInt.default(1),
-  /** Context tokens per sequence; default: min(4096, the model's training context). */
-  contextSize: positiveInt.optional(),
-  /** CPU threads; default: half the logical CPUs (the library's default is far slower on small machines). */
-  threads: positiveInt.optional(),
-  gpu: z.enum(["off", "auto"]).default("off"),
+      "run this model inside llmqtt instead of using a model server: a .gguf file, an alias llmqtt downloads (qwen3-0.6b, qwen3-0.6b-q4, qwen3-1.7b, qwen3-1.7b-q8), or hf:<user>/<repo>/<file>",
+    )
+    .meta(flag("--model", { arg: "<file.gguf|alias>" })),
+  slots: positiveInt.default(1).describe("turns answered at once"),
+  contextSize: positiveInt
+    .optional()
+    .describe("context tokens per slot (default: min(4096, the model's))")
+    .meta(flag("--model-context", { arg: "<tokens>" })),
+  /** The library's own default is far slower on small machines. */
+  threads: positiveInt.optional().describe("CPU threads (default: half the logical CPUs)"),
+  gpu: z.enum(["off", "auto"]).default("off").describe("use a GPU if one is found"),
   allowDownload: z
     .boolean()
     .optional()
     .describe(
-      "true: download a missing model; false: never download; unset: an alias downloads when started from a terminal, hf: never",
-    ),
-  cacheDir: z
-    .string()
-    .optional()
-    .describe("where downloaded models are kept (default: ~/.cache/llmqtt/models)"),
+      "true: download a missing model (aliases and hf:); false: never download (default: an alias downloads when started from a terminal)",
+    )
+    .meta(flag("--allow-download")),
+  cacheDir: z.string().optional().describe("downloaded models (default: ~/.cache/llmqtt/models)"),
   hfEndpoint: z
     .string()
     .url()
@@ -138,49 +157,84 @@ export const ModelSettingsSchema = z.strictObject({
 });
 
 export const SamplingSettingsSchema = z.strictObject({
-  temperature: z.number().min(0).max(2).default(1.2),
-  topP: z.number().min(0).max(1).default(0.9),
-  maxTokens: positiveInt.default(512),
-  /** Upper bound a client's maxTokens is clamped to. */
-  maxTokensLimit: positiveInt.default(8192),
+  temperature: z.number().min(0).max(2).default(1.2).describe("temperature, 0-2").meta(flag("--temperature")),
+  topP: z.number().min(0).max(1).default(0.9).describe("top_p, 0-1").meta(flag("--top-p")),
+  maxTokens: positiveInt.default(512).describe("max tokens per reply").meta(flag("--max-tokens")),
+  maxTokensLimit: positiveInt
+    .default(8192)
+    .describe("upper bound a client's maxTokens is clamped to")
+    .meta(flag("--max-tokens-limit")),
 });
 
 export const SessionSettingsSchema = z.strictObject({
-  /**
-   * Where sessions live: `memory` (lost on restart), `sqlite` (a file; survives restarts),
-   * `redis` (shared by several instances).
-   */
-  store: z.enum(["memory", "sqlite", "redis"]).default("sqlite"),
-  sqlitePath: z.string().min(1).default("llmqtt-sessions.db"),
+  store: z
+    .enum(["memory", "sqlite", "redis"])
+    .default("sqlite")
+    .describe("where conversations live: memory (lost on restart), sqlite (a file), redis (shared)")
+    .meta(flag("--session-store")),
+  sqlitePath: z
+    .string()
+    .min(1)
+    .default("llmqtt-sessions.db")
+    .describe("file of the sqlite store")
+    .meta(flag("--sqlite-path")),
   redis: z
     .strictObject({
-      url: z.string().default("redis://127.0.0.1:6379"),
-      username: z.string().optional(),
-      password: z.string().optional(),
-      /** Prefix of every key llmqtt writes, so several deployments can share one Redis. */
-      keyPrefix: z.string().default("llmqtt:"),
+      url: z
+        .string()
+        .default("redis://127.0.0.1:6379")
+        .describe("Redis of the redis store (may hold a password)")
+        .meta(flag("--redis-url", { secret: true })),
+      username: z.string().optional().describe("Redis username").meta(flag("--redis-username")),
+      password: z
+        .string()
+        .optional()
+        .describe("Redis password")
+        .meta(flag("--redis-password", { secret: true })),
+      keyPrefix: z
+        .string()
+        .default("llmqtt:")
+        .describe("prefix of every key llmqtt writes, so deployments can share one Redis")
+        .meta(flag("--redis-key-prefix")),
     })
     .default({ url: "redis://127.0.0.1:6379", keyPrefix: "llmqtt:" }),
-  maxSessions: positiveInt.default(10_000),
-  idleTimeoutSec: z.number().positive().default(3600),
-  /** Budget for system prompt + history + new turn, in model tokens. */
-  maxHistoryTokens: positiveInt.default(4096),
+  maxSessions: positiveInt
+    .default(10_000)
+    .describe("sessions kept in memory, least recently used dropped first")
+    .meta(flag("--max-sessions", { aliases: ["--max-concurrent-sessions"] })),
+  idleTimeoutSec: z
+    .number()
+    .positive()
+    .default(3600)
+    .describe("forget a session idle this many seconds")
+    .meta(flag("--session-idle-timeout")),
+  maxHistoryTokens: positiveInt
+    .default(4096)
+    .describe("token budget of system prompt + history + new turn")
+    .meta(flag("--max-history-tokens")),
 });
 
 export const SchedulerSettingsSchema = z.strictObject({
-  maxQueue: positiveInt.default(1000),
-  /** Turns per minute allowed per session; 0 disables the limit. */
-  rateLimitPerMinute: nonNegativeInt.default(0),
+  maxQueue: positiveInt
+    .default(1000)
+    .describe("waiting turns before more are refused")
+    .meta(flag("--max-queue")),
+  rateLimitPerMinute: nonNegativeInt
+    .default(0)
+    .describe("turns per minute per session, 0 = no limit")
+    .meta(flag("--rate-limit", { arg: "<per-minute>" })),
 });
 
 export const ShutdownSettingsSchema = z.strictObject({
-  /** Seconds turns in flight get to finish on SIGTERM/SIGINT before the rest are answered with an error. */
-  graceSec: z.number().nonnegative().default(10),
+  graceSec: seconds
+    .default(10)
+    .describe("on SIGTERM/SIGINT, seconds turns in flight get to finish before the rest get an error")
+    .meta(flag("--shutdown-grace")),
 });
 
 export const LimitSettingsSchema = z.strictObject({
-  maxPayloadBytes: positiveInt.default(256 * 1024),
-  maxMessageChars: positiveInt.default(32_000),
+  maxPayloadBytes: positiveInt.default(262_144).describe("largest payload").meta(flag("--max-payload-bytes")),
+  maxMessageChars: positiveInt.default(32_000).describe("longest message").meta(flag("--max-message-chars")),
 });
 
 /** The bridge's request/response commands (PROTOCOL C5), each of which bridge.allow may leave out. */
@@ -197,64 +251,93 @@ export const BRIDGE_COMMANDS = [
 ] as const;
 export type BridgeCommandName = (typeof BRIDGE_COMMANDS)[number];
 
-/** Operator topics: state, info, health and the request/response API (PROTOCOL C5). */
 export const BridgeSettingsSchema = z.strictObject({
-  enabled: z.boolean().default(true),
+  enabled: z
+    .boolean()
+    .default(true)
+    .describe("operator topics: state, info, health and request/response commands")
+    .meta(flag("--bridge")),
   baseTopic: z
     .string()
     .min(1)
     .regex(/^[^+#]+$/, "must not contain + or #")
-    .default("llmqtt/bridge"),
-  /** Seconds between `health` messages; 0 = none. */
-  healthIntervalSec: z.number().nonnegative().default(30),
+    .default("llmqtt/bridge")
+    .describe("base topic of the operator topics")
+    .meta(flag("--bridge-topic")),
+  healthIntervalSec: seconds.default(30).describe("seconds between health messages, 0 = none"),
   allow: z
     .array(z.enum(BRIDGE_COMMANDS))
     .default([...BRIDGE_COMMANDS])
-    .describe(
-      "bridge commands answered; the others are refused, e.g. leave out session_get and prompt_set (default: all)",
-    ),
+    .describe("bridge commands answered, space or comma separated; leave out e.g. session_get and prompt_set")
+    .meta({ cli: { list: true, arg: "<commands...>" } }),
 });
 
 export const StreamingSettingsSchema = z.strictObject({
-  /** Deltas arriving within this many ms go out as one chunk; 0 sends every delta. */
-  flushIntervalMs: nonNegativeInt.default(50),
+  flushIntervalMs: nonNegativeInt
+    .default(50)
+    .describe("deltas arriving within this many ms share one MQTT message, 0 = every delta")
+    .meta(flag("--stream-flush-ms")),
 });
 
 export const LoggingSettingsSchema = z.strictObject({
-  level: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
-  /** `pretty` for people at a terminal; `json` lines for log collectors. Default: pretty on a TTY. */
-  format: z.enum(["json", "pretty"]).optional(),
-  /** Write a rotating JSON-lines transcript of prompts and replies. */
-  transcript: z.boolean().default(false),
-  transcriptPath: z.string().default("llmqtt-transcript.jsonl"),
-  transcriptMaxBytes: positiveInt.default(10 * 1024 * 1024),
-  transcriptFiles: positiveInt.default(5),
-  statsIntervalSec: z.number().nonnegative().default(60),
+  level: z
+    .enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"])
+    .default("info")
+    .describe("log level")
+    .meta(flag("--log-level")),
+  format: z
+    .enum(["json", "pretty"])
+    .optional()
+    .describe("json: one object per line; pretty: for people (default: pretty on a terminal)")
+    .meta(flag("--log-format")),
+  transcript: z
+    .boolean()
+    .default(false)
+    .describe("debug logs plus a rotating JSON-lines transcript of prompts and replies")
+    .meta(flag("--enable-debug-logging")),
+  transcriptPath: z
+    .string()
+    .default("llmqtt-transcript.jsonl")
+    .describe("transcript file")
+    .meta(flag("--transcript-path")),
+  transcriptMaxBytes: positiveInt
+    .default(10 * 1024 * 1024)
+    .describe("transcript size that starts a new file")
+    .meta(flag("--transcript-max-bytes")),
+  transcriptFiles: positiveInt.default(5).describe("transcript files kept").meta(flag("--transcript-files")),
+  statsIntervalSec: seconds
+    .default(60)
+    .describe("seconds between stats log lines, 0 = off")
+    .meta(flag("--stats-interval")),
 });
 
-/** /healthz, /readyz, /metrics and the dashboard. */
 export const HttpSettingsSchema = z.strictObject({
-  enabled: z.boolean().default(true),
-  host: z.string().default("127.0.0.1"),
-  /** 0 picks a free port (tests). */
-  port: z.number().int().min(0).max(65535).default(8090),
-  /** MQTT over WebSocket URL the playground connects to; default: the embedded broker's. */
-  brokerWsUrl: z.string().optional(),
+  enabled: z
+    .boolean()
+    .default(true)
+    .describe("serve health, metrics, the dashboard and the console")
+    .meta(flag("--http")),
+  host: z.string().default("127.0.0.1").describe("address of the HTTP endpoint"),
+  port: port.default(8090).describe("port of the HTTP endpoint, 0 = a free one"),
+  brokerWsUrl: z
+    .string()
+    .optional()
+    .describe("MQTT over WebSocket URL for the playground (default: the embedded broker's)")
+    .meta(flag("--broker-ws-url")),
   token: z
     .string()
     .min(16, "use at least 16 characters, e.g. from `openssl rand -hex 24`")
     .optional()
-    .describe(
-      "bearer token every /api/* request (and so the dashboard and console) must carry; also tokenFile or LLMQTT_HTTP_TOKEN",
-    ),
+    .describe("bearer token every /api/* request (and so the dashboard and console) must carry")
+    .meta(secret),
   protectMetrics: z
     .boolean()
     .default(false)
-    .describe("require the token on /healthz, /readyz and /metrics too (default: false)"),
+    .describe("require the token on /healthz, /readyz and /metrics too"),
   insecure: z
     .boolean()
     .default(false)
-    .describe("allow serving beyond loopback without a token, open to the whole network (default: false)"),
+    .describe("allow serving beyond loopback without a token, open to the whole network"),
 });
 
 export const DEFAULT_PROJECTS = ["maze", "driving", "bloodcell", "racing", "prompt_portal", "general"];
@@ -290,27 +373,52 @@ const ProjectEntrySchema = z.union([
 
 export const SettingsSchema = z
   .strictObject({
-    projects: z.array(ProjectEntrySchema).min(1).default(DEFAULT_PROJECTS),
-    mqtt: MqttSettingsSchema.default(MqttSettingsSchema.parse({})),
-    broker: BrokerSettingsSchema.default(BrokerSettingsSchema.parse({})),
-    server: ServerSettingsSchema.default(ServerSettingsSchema.parse({})),
-    model: ModelSettingsSchema.default(ModelSettingsSchema.parse({})),
-    /** Several model servers; when given, `server` only supplies their defaults. */
-    backends: z.array(BackendEntrySchema).optional(),
-    sampling: SamplingSettingsSchema.default(SamplingSettingsSchema.parse({})),
-    sessions: SessionSettingsSchema.default(SessionSettingsSchema.parse({})),
-    scheduler: SchedulerSettingsSchema.default(SchedulerSettingsSchema.parse({})),
-    limits: LimitSettingsSchema.default(LimitSettingsSchema.parse({})),
-    shutdown: ShutdownSettingsSchema.default(ShutdownSettingsSchema.parse({})),
-    logging: LoggingSettingsSchema.default(LoggingSettingsSchema.parse({})),
-    http: HttpSettingsSchema.default(HttpSettingsSchema.parse({})),
-    streaming: StreamingSettingsSchema.default(StreamingSettingsSchema.parse({})),
-    bridge: BridgeSettingsSchema.default(BridgeSettingsSchema.parse({})),
-    /** Ask the model not to think (chat_template_kwargs.enable_thinking = false). */
-    skipThinking: z.boolean().default(true),
-    /** Offer the maze action tools (A9) to the model on maze turns. */
-    mazeTools: z.boolean().default(false),
-    statusIntervalSec: z.number().positive().default(30),
+    projects: z
+      .array(ProjectEntrySchema)
+      .min(1)
+      .default(DEFAULT_PROJECTS)
+      .describe("projects to serve, space or comma separated; the first names the status topic")
+      .meta({ cli: { list: true, arg: "<names...>" } }),
+    mqtt: MqttSettingsSchema.default(MqttSettingsSchema.parse({})).describe("External MQTT broker"),
+    broker: BrokerSettingsSchema.default(BrokerSettingsSchema.parse({})).describe(
+      "Embedded broker, used when no external broker is configured",
+    ),
+    server: ServerSettingsSchema.default(ServerSettingsSchema.parse({})).describe("Model server"),
+    model: ModelSettingsSchema.default(ModelSettingsSchema.parse({})).describe(
+      "Model inside llmqtt (node-llama-cpp)",
+    ),
+    backends: z
+      .array(BackendEntrySchema)
+      .optional()
+      .describe(
+        'several model servers as JSON, [{"url", "apiKey", "model", "weight", "slots"}, ...]; server.* supplies their defaults',
+      ),
+    sampling: SamplingSettingsSchema.default(SamplingSettingsSchema.parse({})).describe(
+      "Sampling defaults, which projects and requests may override",
+    ),
+    sessions: SessionSettingsSchema.default(SessionSettingsSchema.parse({})).describe("Sessions"),
+    scheduler: SchedulerSettingsSchema.default(SchedulerSettingsSchema.parse({})).describe("Scheduler"),
+    limits: LimitSettingsSchema.default(LimitSettingsSchema.parse({})).describe("Limits"),
+    shutdown: ShutdownSettingsSchema.default(ShutdownSettingsSchema.parse({})).describe("Shutdown"),
+    logging: LoggingSettingsSchema.default(LoggingSettingsSchema.parse({})).describe("Logging"),
+    http: HttpSettingsSchema.default(HttpSettingsSchema.parse({})).describe(
+      "HTTP endpoint: health, metrics and the dashboard",
+    ),
+    streaming: StreamingSettingsSchema.default(StreamingSettingsSchema.parse({})).describe(
+      "Streamed replies",
+    ),
+    bridge: BridgeSettingsSchema.default(BridgeSettingsSchema.parse({})).describe(
+      "Bridge: operator topics (PROTOCOL C5)",
+    ),
+    skipThinking: z
+      .boolean()
+      .default(true)
+      .describe("ask the model not to think before answering (chat_template_kwargs.enable_thinking = false)"),
+    mazeTools: z
+      .boolean()
+      .default(false)
+      .describe("offer maze action tools (break_wall, ...) to the model; needs llama-server --jinja"),
+    statusIntervalSec: z.number().positive().default(30).describe("seconds between status messages"),
   })
   .superRefine((settings, ctx) => {
     // MQTT 3.1.1 forbids a password without a username; brokers drop such a connection silently.
