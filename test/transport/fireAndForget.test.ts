@@ -1,12 +1,14 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
+import { once } from "node:events";
 import { createServer, type AddressInfo } from "node:net";
 import { Aedes } from "aedes";
 import mqtt, { type MqttClient } from "mqtt";
+import { WebSocket } from "ws";
 import type { QoS } from "mqtt-packet";
 import { EmbeddedBroker } from "../../src/transport/embeddedBroker.js";
 import { createLogger } from "../../src/observability/logger.js";
-import { mosquittoAvailable, startMosquitto, type TestBroker } from "../support/brokers.js";
+import { freePort, mosquittoAvailable, startMosquitto, type TestBroker } from "../support/brokers.js";
 import {
   connectPacket,
   connectPublishDisconnect,
@@ -58,13 +60,13 @@ class Listener {
   }
 }
 
-async function startEmbedded(credentials: { username?: string; password?: string } = {}) {
+async function startEmbedded(settings: { username?: string; password?: string; wsPort?: number } = {}) {
   const broker = new EmbeddedBroker(
-    { host: "127.0.0.1", port: 0, wsPort: 0, ...credentials },
+    { host: "127.0.0.1", port: 0, wsPort: 0, ...settings },
     createLogger("silent", "json"),
   );
-  const { tcpUrl } = await broker.start();
-  return { url: tcpUrl, port: Number(new URL(tcpUrl).port), stop: () => broker.stop() };
+  const { tcpUrl, wsUrl } = await broker.start();
+  return { url: tcpUrl, wsUrl, port: Number(new URL(tcpUrl).port), stop: () => broker.stop() };
 }
 
 type Fire = (port: number, qos: QoS, payload: string) => Promise<void>;
@@ -166,6 +168,24 @@ describe("the embedded broker's connections", () => {
       }
     },
   );
+
+  test("over WebSocket too: CONNECT, PUBLISH and DISCONNECT in one message, then gone", async () => {
+    const broker = await startEmbedded({ wsPort: await freePort() });
+    const listener = await Listener.start(broker.url);
+    try {
+      const payloads = ([0, 1, 2] as const).map((qos) => ({ qos, payload: unique(`ws${qos}`) }));
+      for (const { qos, payload } of payloads) {
+        const socket = new WebSocket(broker.wsUrl!, "mqtt");
+        await once(socket, "open");
+        socket.send(connectPublishDisconnectBytes({ topic: "ff/ws", payload, qos, clientId: payload }));
+        socket.terminate();
+      }
+      for (const { payload } of payloads) await listener.delivered(payload);
+    } finally {
+      await listener.stop();
+      await broker.stop();
+    }
+  });
 
   test("a client that shut only its sending side still gets its CONNACK and PUBACK", async () => {
     const broker = await startEmbedded();
