@@ -62,60 +62,40 @@ export class GatewayMetrics {
   private latencySumMs = 0;
   private latencyCount = 0;
 
-  private readonly received = new Children(
-    new Counter({
-      name: "llmqtt_messages_received_total",
-      help: "MQTT messages received, by project and kind",
-      labelNames: ["project", "kind"],
-      registers: [this.registry],
-    }),
+  private readonly received = this.counterBy(
+    "kind",
+    "llmqtt_messages_received_total",
+    "MQTT messages received, by project and kind",
   );
-  private readonly published = new Children(
-    new Counter({
-      name: "llmqtt_messages_published_total",
-      help: "MQTT messages published, by project and kind",
-      labelNames: ["project", "kind"],
-      registers: [this.registry],
-    }),
+  private readonly published = this.counterBy(
+    "kind",
+    "llmqtt_messages_published_total",
+    "MQTT messages published, by project and kind",
   );
-  private readonly rejectedCounter = new Children(
-    new Counter({
-      name: "llmqtt_rejected_total",
-      help: "Messages refused before reaching the model, by reason",
-      labelNames: ["project", "reason"],
-      registers: [this.registry],
-    }),
+  private readonly rejectedCounter = this.counterBy(
+    "reason",
+    "llmqtt_rejected_total",
+    "Messages refused before reaching the model, by reason",
   );
   private readonly coalescedCounter = new Counter({
     name: "llmqtt_snapshots_coalesced_total",
     help: "Maze snapshots replaced by a newer one while waiting",
     registers: [this.registry],
   });
-  private readonly turnSeconds = new Children(
-    new Histogram({
-      name: "llmqtt_turn_duration_seconds",
-      help: "Time from a turn starting to its reply, by project and outcome",
-      labelNames: ["project", "outcome"],
-      buckets: LATENCY_BUCKETS,
-      registers: [this.registry],
-    }),
+  private readonly turnSeconds = this.latencyBy(
+    ["project", "outcome"],
+    "llmqtt_turn_duration_seconds",
+    "Time from a turn starting to its reply, by project and outcome",
   );
-  private readonly firstTokenSeconds = new Children(
-    new Histogram({
-      name: "llmqtt_time_to_first_token_seconds",
-      help: "Time from a streamed turn starting to its first text, by project",
-      labelNames: ["project"],
-      buckets: LATENCY_BUCKETS,
-      registers: [this.registry],
-    }),
+  private readonly firstTokenSeconds = this.latencyBy(
+    ["project"],
+    "llmqtt_time_to_first_token_seconds",
+    "Time from a streamed turn starting to its first text, by project",
   );
-  private readonly tokens = new Children(
-    new Counter({
-      name: "llmqtt_tokens_total",
-      help: "Model tokens, by project and direction (prompt or completion)",
-      labelNames: ["project", "direction"],
-      registers: [this.registry],
-    }),
+  private readonly tokens = this.counterBy(
+    "direction",
+    "llmqtt_tokens_total",
+    "Model tokens, by project and direction (prompt or completion)",
   );
   private readonly reconnects = new Counter({
     name: "llmqtt_broker_reconnects_total",
@@ -188,6 +168,19 @@ export class GatewayMetrics {
         }
       },
     });
+  }
+
+  /** A counter by project and one more label, counted through its cached children. */
+  private counterBy(label: string, name: string, help: string) {
+    return new Children(
+      new Counter({ name, help, labelNames: ["project", label], registers: [this.registry] }),
+    );
+  }
+
+  private latencyBy(labelNames: string[], name: string, help: string) {
+    return new Children(
+      new Histogram({ name, help, labelNames, buckets: LATENCY_BUCKETS, registers: [this.registry] }),
+    );
   }
 
   messageReceived(project: string, kind: InboundKind): void {
