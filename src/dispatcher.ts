@@ -51,16 +51,16 @@ export class MessageDispatcher {
    * its place in the session's order, and the transport acknowledges the message only then.
    */
   handle(topic: string, payload: Buffer, packet?: IPublishPacket): void | Promise<void> {
-    if (this.redeliveries.isRepeat(topic, payload, packet?.dup === true)) {
-      this.deps.logger.info({ topic }, "message delivered again by the broker; already taken in, ignored");
-      return;
-    }
     const properties = packet?.properties;
     const intent = parseInbound(topic, payload, this.deps.inbound, {
       responseTopic: properties?.responseTopic,
       correlationData: properties?.correlationData,
     });
     if (!intent) return;
+    if (this.redeliveries.isRepeat(topic, payload, intent, packet?.dup === true)) {
+      this.deps.logger.info({ topic }, "message delivered again by the broker; already taken in, ignored");
+      return;
+    }
     this.deps.metrics.messageReceived(
       intent.type === "turn" ? intent.turn.project : intent.project,
       inboundKind(intent),

@@ -1,7 +1,6 @@
-import { Counter, Gauge, Registry, collectDefaultMetrics } from "prom-client";
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
 import type { TokenUsage } from "../backends/types.js";
 import { RecentTurns } from "./snapshot.js";
-import { CounterTally, HistogramTally } from "./tally.js";
 
 /** One model server as the metrics see it (the backend pool reports these). */
 export interface ServerStatus {
@@ -28,6 +27,30 @@ export type OutboundKind = "reply" | "error" | "notice" | "stream";
 
 const LATENCY_BUCKETS = [0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 30, 60, 120];
 
+/** The server's count as sent, if usable: prom-client throws on a negative or non-number. */
+function tokenCount(value: unknown): number {
+  return typeof value === "number" && Number.isFinite(value) && value > 0 ? value : 0;
+}
+
+/**
+ * A labelled metric's children, looked up once per project and second label value: prom-client
+ * would otherwise check and hash the label values on every count.
+ */
+class Children<Child> {
+  private readonly byProject = new Map<string, Map<string, Child>>();
+
+  constructor(private readonly metric: { labels(...values: string[]): Child }) {}
+
+  of(project: string, ...rest: [] | [string]): Child {
+    let children = this.byProject.get(project);
+    if (!children) this.byProject.set(project, (children = new Map()));
+    const key = rest[0] ?? "";
+    let child = children.get(key);
+    if (!child) children.set(key, (child = this.metric.labels(project, ...rest)));
+    return child;
+  }
+}
+
 /**
  * The MQTT side and the model side in one registry. Also keeps the plain totals the periodic
  * stats line prints, so every event is recorded once.
@@ -39,51 +62,41 @@ export class GatewayMetrics {
   private latencySumMs = 0;
   private latencyCount = 0;
 
-  // Counters and histograms by label are tallies (tally.ts); the unlabelled ones and the gauges
-  // read at scrape time are prom-client's own.
-  private readonly received = new CounterTally({
-    registry: this.registry,
-    name: "llmqtt_messages_received_total",
-    help: "MQTT messages received, by project and kind",
-    labelNames: ["project", "kind"],
-  });
-  private readonly published = new CounterTally({
-    registry: this.registry,
-    name: "llmqtt_messages_published_total",
-    help: "MQTT messages published, by project and kind",
-    labelNames: ["project", "kind"],
-  });
-  private readonly rejectedCounter = new CounterTally({
-    registry: this.registry,
-    name: "llmqtt_rejected_total",
-    help: "Messages refused before reaching the model, by reason",
-    labelNames: ["project", "reason"],
-  });
+  private readonly received = this.counterBy(
+    "kind",
+    "llmqtt_messages_received_total",
+    "MQTT messages received, by project and kind",
+  );
+  private readonly published = this.counterBy(
+    "kind",
+    "llmqtt_messages_published_total",
+    "MQTT messages published, by project and kind",
+  );
+  private readonly rejectedCounter = this.counterBy(
+    "reason",
+    "llmqtt_rejected_total",
+    "Messages refused before reaching the model, by reason",
+  );
   private readonly coalescedCounter = new Counter({
     name: "llmqtt_snapshots_coalesced_total",
     help: "Maze snapshots replaced by a newer one while waiting",
     registers: [this.registry],
   });
-  private readonly turnSeconds = new HistogramTally({
-    registry: this.registry,
-    name: "llmqtt_turn_duration_seconds",
-    help: "Time from a turn starting to its reply, by project and outcome",
-    labelNames: ["project", "outcome"],
-    buckets: LATENCY_BUCKETS,
-  });
-  private readonly firstTokenSeconds = new HistogramTally({
-    registry: this.registry,
-    name: "llmqtt_time_to_first_token_seconds",
-    help: "Time from a streamed turn starting to its first text, by project",
-    labelNames: ["project"],
-    buckets: LATENCY_BUCKETS,
-  });
-  private readonly tokens = new CounterTally({
-    registry: this.registry,
-    name: "llmqtt_tokens_total",
-    help: "Model tokens, by project and direction (prompt or completion)",
-    labelNames: ["project", "direction"],
-  });
+  private readonly turnSeconds = this.latencyBy(
+    ["project", "outcome"],
+    "llmqtt_turn_duration_seconds",
+    "Time from a turn starting to its reply, by project and outcome",
+  );
+  private readonly firstTokenSeconds = this.latencyBy(
+    ["project"],
+    "llmqtt_time_to_first_token_seconds",
+    "Time from a streamed turn starting to its first text, by project",
+  );
+  private readonly tokens = this.counterBy(
+    "direction",
+    "llmqtt_tokens_total",
+    "Model tokens, by project and direction (prompt or completion)",
+  );
   private readonly reconnects = new Counter({
     name: "llmqtt_broker_reconnects_total",
     help: "Connections to the MQTT broker after the first",
@@ -157,18 +170,31 @@ export class GatewayMetrics {
     });
   }
 
+  /** A counter by project and one more label, counted through its cached children. */
+  private counterBy(label: string, name: string, help: string) {
+    return new Children(
+      new Counter({ name, help, labelNames: ["project", label], registers: [this.registry] }),
+    );
+  }
+
+  private latencyBy(labelNames: string[], name: string, help: string) {
+    return new Children(
+      new Histogram({ name, help, labelNames, buckets: LATENCY_BUCKETS, registers: [this.registry] }),
+    );
+  }
+
   messageReceived(project: string, kind: InboundKind): void {
     this.totals.received++;
-    this.received.add(project, kind);
+    this.received.of(project, kind).inc();
   }
 
   messagePublished(project: string, kind: OutboundKind): void {
-    this.published.add(project, kind);
+    this.published.of(project, kind).inc();
   }
 
   rejected(project: string, reason: string): void {
     this.totals.rejected++;
-    this.rejectedCounter.add(project, reason);
+    this.rejectedCounter.of(project, reason).inc();
   }
 
   coalesced(): void {
@@ -181,16 +207,16 @@ export class GatewayMetrics {
     else this.totals.errors++;
     this.latencySumMs += latencyMs;
     this.latencyCount++;
-    this.turnSeconds.observe(latencyMs / 1000, project, ok ? "ok" : "error");
+    this.turnSeconds.of(project, ok ? "ok" : "error").observe(latencyMs / 1000);
     this.recent.add({ at: Date.now(), latencyMs, ok, project });
     if (usage) {
-      this.tokens.add(project, "prompt", usage.promptTokens);
-      this.tokens.add(project, "completion", usage.completionTokens);
+      this.tokens.of(project, "prompt").inc(tokenCount(usage.promptTokens));
+      this.tokens.of(project, "completion").inc(tokenCount(usage.completionTokens));
     }
   }
 
   firstToken(project: string, latencyMs: number): void {
-    this.firstTokenSeconds.observe(latencyMs / 1000, project);
+    this.firstTokenSeconds.of(project).observe(latencyMs / 1000);
   }
 
   brokerReconnected(): void {

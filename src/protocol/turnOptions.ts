@@ -1,5 +1,6 @@
 /** Readers for the opt-in turn fields of PROTOCOL part C: responseFormat (C1), stream (C3), images (C4). */
 
+import { BASE64_IMAGE_KINDS, readBase64Image } from "./base64Image.js";
 import { toBool } from "./coerce.js";
 import type { ResponseFormat } from "./types.js";
 
@@ -38,7 +39,10 @@ const DATA_IMAGE_URL =
 const HTTP_PREFIX = /^https?:\/\/[^/\\?#]/i;
 const BLANK_OR_CONTROL = /[\s\p{Cc}]/u;
 
-/** `"images"`: a list of image URLs; an empty list is the same as none (value undefined). */
+/**
+ * `"images"`: a list of image URLs, or of bare base64 images (passed on as data URLs); an empty
+ * list is the same as none (value undefined).
+ */
 export function readImages(value: unknown): FieldResult<string[]> {
   if (isAbsent(value)) return ABSENT;
   if (!Array.isArray(value)) return { ok: false, problem: "images must be a list of image URL strings" };
@@ -48,15 +52,22 @@ export function readImages(value: unknown): FieldResult<string[]> {
   const images: string[] = [];
   for (const [i, item] of value.entries()) {
     if (typeof item !== "string") return { ok: false, problem: `images[${i}] must be a string` };
-    if (!isImageUrl(item)) {
-      return {
-        ok: false,
-        problem: `images[${i}] must be a data:image/...;base64,... URL or an http(s):// URL`,
-      };
-    }
-    images.push(item);
+    const image = readImage(item, `images[${i}]`);
+    if (!image.ok) return image;
+    images.push(image.value);
   }
   return images.length === 0 ? ABSENT : { ok: true, value: images };
+}
+
+function readImage(text: string, name: string): { ok: true; value: string } | { ok: false; problem: string } {
+  if (isImageUrl(text)) return { ok: true, value: text };
+  const raw = readBase64Image(text);
+  if (raw.kind === "image") return { ok: true, value: raw.dataUrl };
+  const problem =
+    raw.kind === "unknown"
+      ? `${name} is base64 but not a ${BASE64_IMAGE_KINDS} image`
+      : `${name} must be a data:image/...;base64,... URL, an http(s):// URL or a base64 ${BASE64_IMAGE_KINDS} image`;
+  return { ok: false, problem };
 }
 
 function isImageUrl(text: string): boolean {

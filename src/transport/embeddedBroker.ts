@@ -5,6 +5,7 @@ import { Aedes, type AuthenticateError } from "aedes";
 import { createWebSocketStream, WebSocketServer } from "ws";
 import type { BrokerSettings } from "../config/schema.js";
 import type { Logger } from "../observability/logger.js";
+import { handleWholeConnection } from "./wholeConnection.js";
 
 export interface BrokerEndpoints {
   tcpUrl: string;
@@ -36,17 +37,20 @@ export class EmbeddedBroker {
     const aedes = await Aedes.createBroker(authenticate ? { authenticate } : {});
     this.aedes = aedes;
     try {
-      this.tcp = createServer((socket) => {
+      // Half-open: a client that shut its sending side still gets its CONNACK and PUBACKs.
+      this.tcp = createServer({ allowHalfOpen: true }, (socket) => {
         // Replies are small packets; Nagle would hold each for a delayed ACK (~40 ms a hop).
         socket.setNoDelay(true);
-        aedes.handle(socket);
+        handleWholeConnection(aedes, socket);
       });
       const tcpPort = await listen(this.tcp, port, host);
       const endpoints: BrokerEndpoints = { tcpUrl: `mqtt://${urlHost(host)}:${tcpPort}` };
       if (wsPort !== 0) {
         this.http = createHttpServer((_req, res) => res.writeHead(426).end("MQTT over WebSocket only\n"));
         this.wss = new WebSocketServer({ server: this.http });
-        this.wss.on("connection", (socket, request) => aedes.handle(createWebSocketStream(socket), request));
+        this.wss.on("connection", (socket, request) =>
+          handleWholeConnection(aedes, createWebSocketStream(socket), request),
+        );
         const boundWsPort = await listen(this.http, wsPort, host);
         endpoints.wsUrl = `ws://${urlHost(host)}:${boundWsPort}`;
       }

@@ -9,7 +9,6 @@ import mqtt, {
 import type { MqttSettings } from "../config/schema.js";
 import type { Logger } from "../observability/logger.js";
 import { redactUrl } from "../observability/redact.js";
-import { coalesceWrites } from "./coalesceWrites.js";
 import { tlsClientOptions } from "./tls.js";
 
 export interface LastWill {
@@ -114,7 +113,6 @@ export class MqttTransport {
     this.client = client;
 
     client.handleMessage = (packet, acknowledge) => this.receive(packet, acknowledge);
-    coalesceWrites(client);
     client.on("error", (error) => this.log.warn({ err: error.message, url: shownUrl }, "MQTT error"));
     client.on("offline", () => this.log.warn({ url: shownUrl }, "MQTT broker unreachable; retrying"));
     client.on("reconnect", () => this.log.debug({ url: shownUrl }, "MQTT reconnecting"));

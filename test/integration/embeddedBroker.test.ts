@@ -7,6 +7,7 @@ import { Gateway } from "../../src/gateway.js";
 import { freePort, startAedes } from "../support/brokers.js";
 import { FakeModelServer } from "../support/fakeModelServer.js";
 import { GameClient } from "../support/gameClient.js";
+import { connectPublishDisconnect } from "../support/rawClient.js";
 
 async function startEmbedded(model: FakeModelServer, overrides: SettingsInput = {}) {
   const port = await freePort();
@@ -48,6 +49,28 @@ describe("embedded broker", () => {
     }
     await assert.rejects(mqtt.connectAsync(tcpUrl, { reconnectPeriod: 0, connectTimeout: 1000 }));
     await assert.rejects(mqtt.connectAsync(wsUrl, { reconnectPeriod: 0, connectTimeout: 1000 }));
+  });
+
+  test("a game that connects, publishes and closes its socket at once is answered", async () => {
+    const model = await FakeModelServer.start();
+    const { gateway, tcpUrl } = await startEmbedded(model);
+    try {
+      const watcher = await GameClient.connect(tcpUrl, ["general/assistant_response/#"]);
+      const port = Number(new URL(tcpUrl).port);
+      const payload = JSON.stringify({ sessionId: "loop", message: "fire and forget" });
+      await connectPublishDisconnect({
+        port,
+        topic: "general/user_input",
+        payload,
+        qos: 0,
+        clientId: "game-loop",
+      });
+      assert.equal((await watcher.next("general/assistant_response/loop")).text, "reply to: fire and forget");
+      await watcher.close();
+    } finally {
+      await gateway.stop();
+      await model.stop();
+    }
   });
 
   test("a username and password, when set, are required (and used by the gateway itself)", async () => {

@@ -3,6 +3,7 @@ import assert from "node:assert/strict";
 import { startAedes } from "../support/brokers.js";
 import { FakeModelServer } from "../support/fakeModelServer.js";
 import { startRig } from "../support/harness.js";
+import { TINY_IMAGES } from "../support/images.js";
 import { eventually } from "../support/wait.js";
 
 type Part = { type: string; text?: string; image_url?: { url: string } };
@@ -96,6 +97,36 @@ describe("images (PROTOCOL C4)", () => {
       const refusal = await rig.game.next("general/assistant_response/img");
       assert.match(refusal.text, /^Error: .*cannot take images/);
       assert.equal(rig.model.requests.length, 1, "not retried");
+    } finally {
+      await rig.stop();
+      await broker.stop();
+    }
+  });
+
+  test("bare base64 images reach the server as data URLs of the type their bytes show", async () => {
+    const broker = await startAedes();
+    const rig = await startRig(broker);
+    try {
+      const jpeg = TINY_IMAGES["image/jpeg"];
+      await rig.game.publish("general/user_input", {
+        sessionId: "raw",
+        message: "and this?",
+        images: [jpeg],
+      });
+      await rig.game.next("general/assistant_response/raw");
+      const content = rig.model.requests[0]?.body.messages.at(-1).content as Part[];
+      assert.deepEqual(content[1], {
+        type: "image_url",
+        image_url: { url: `data:image/jpeg;base64,${jpeg}` },
+      });
+
+      const bmp = Buffer.from("BM6\0\0\0\0\0\0\x006\0\0\0(\0", "latin1").toString("base64");
+      await rig.game.publish("general/user_input", { sessionId: "raw", message: "bmp", images: [bmp] });
+      assert.equal(
+        (await rig.game.next("general/assistant_response/raw")).text,
+        "Error: Invalid request: images[0] is base64 but not a PNG, JPEG, GIF or WebP image",
+      );
+      assert.equal(rig.model.requests.length, 1, "the refused turn never reached the model");
     } finally {
       await rig.stop();
       await broker.stop();

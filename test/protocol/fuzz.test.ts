@@ -11,6 +11,7 @@ import fc from "fast-check";
 import { parseInbound, type InboundContext, type Mqtt5Request } from "../../src/protocol/inbound.js";
 import { MAX_SESSION_ID_LENGTH } from "../../src/protocol/sessionId.js";
 import { MAX_IMAGES } from "../../src/protocol/turnOptions.js";
+import { TINY_IMAGES } from "../support/images.js";
 import type { InboundIntent, TurnRequest } from "../../src/protocol/types.js";
 import { topicText } from "../support/topicText.js";
 import { makeContext } from "./helpers.js";
@@ -145,7 +146,7 @@ function checkTurn(turn: TurnRequest, expected: Turn, ctx: InboundContext, mqtt5
   }
   if (turn.images !== undefined) {
     assert.ok(turn.images.length >= 1 && turn.images.length <= MAX_IMAGES, "image count");
-    for (const image of turn.images) assert.equal(typeof image, "string");
+    for (const image of turn.images) assert.match(image, /^(data:image\/|https?:\/\/)/i, "an image URL");
   }
   if (turn.stream !== undefined) assert.equal(typeof turn.stream, "boolean");
   if (turn.systemPrompt !== undefined) assert.notEqual(turn.systemPrompt.trim(), "");
@@ -307,6 +308,7 @@ const imageUrl = fc.oneof(
       "data:image/png;base64,iVBORw0KGgo=",
       "data:image/jpeg;name=a.jpg;base64,AAAA",
       "https://example.com/cat.png",
+      TINY_IMAGES["image/gif"],
     ),
   },
   fc.constantFrom(
@@ -314,6 +316,7 @@ const imageUrl = fc.oneof(
     "javascript:alert(1)",
     "data:text/plain;base64,AAAA",
     "data:image/png;base64,@",
+    "QUJDREVGR0hJSktMTU5PUA==",
   ),
 );
 const mazeCell = fc.oneof(

@@ -2,10 +2,13 @@ import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 
 import { MAX_IMAGES } from "../../src/protocol/turnOptions.js";
+import { TINY_IMAGES } from "../support/images.js";
 import { DEFAULT_ID, makeContext, parse, rejectionOf, turnOf } from "./helpers.js";
 
 const CHAT = "general/user_input";
 const PNG = "data:image/png;base64,iVBORw0KGgo=";
+const NOT_AN_IMAGE =
+  "must be a data:image/...;base64,... URL, an http(s):// URL or a base64 PNG, JPEG, GIF or WebP image";
 
 function invalidTurn(payload: string | object, message: string, ctx = makeContext()) {
   const r = rejectionOf(parse(CHAT, payload, ctx));
@@ -240,11 +243,26 @@ describe("parseInbound: images (C4)", () => {
       "",
     ];
     for (const image of bad) {
-      invalidTurn(
-        { message: "hi", images: [PNG, image] },
-        "images[1] must be a data:image/...;base64,... URL or an http(s):// URL",
-      );
+      invalidTurn({ message: "hi", images: [PNG, image] }, `images[1] ${NOT_AN_IMAGE}`);
     }
+  });
+
+  test("bare base64 images are typed from their bytes and passed on as data URLs", () => {
+    const images = Object.values(TINY_IMAGES);
+    const turn = turnOf(parse(CHAT, { message: "what is this?", images: [PNG, ...images] }));
+    assert.deepEqual(turn.images, [
+      PNG,
+      ...Object.entries(TINY_IMAGES).map(([type, base64]) => `data:${type};base64,${base64}`),
+    ]);
+  });
+
+  test("bare base64 of anything but an image is refused, saying so", () => {
+    const pdf = Buffer.from("%PDF-1.7 and more bytes").toString("base64");
+    const r = invalidTurn(
+      { sessionId: "s1", message: "hi", images: [PNG, pdf] },
+      "images[1] is base64 but not a PNG, JPEG, GIF or WebP image",
+    );
+    assert.equal(r.reply?.topic, "general/assistant_response/s1");
   });
 
   test("image-only turns: a missing or blank message with an image gives content ''", () => {
@@ -259,10 +277,7 @@ describe("parseInbound: images (C4)", () => {
     invalidTurn({ images: [] }, "message must be a non-empty string");
     invalidTurn({ message: " ", images: null }, "message must be a non-empty string");
     // The images are why the turn is empty, so they are what is reported.
-    invalidTurn(
-      { images: ["nope"] },
-      "images[0] must be a data:image/...;base64,... URL or an http(s):// URL",
-    );
+    invalidTurn({ images: ["nope"] }, `images[0] ${NOT_AN_IMAGE}`);
     invalidTurn({ message: "", images: "nope" }, "images must be a list of image URL strings");
     // A message that is there but wrong stays the problem.
     invalidTurn({ message: 5, images: [PNG] }, "message must be a non-empty string");
