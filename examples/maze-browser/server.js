@@ -2,7 +2,7 @@
 // Serves the maze example: the page, the llmqtt client's browser modules (llmqtt/client) and
 // MQTT.js's browser build, which the page's import map names "mqtt". No bundler needed.
 //
-//   node examples/maze-browser/server.js [port]     then open http://localhost:8090/?broker=ws://localhost:9001
+//   node examples/maze-browser/server.js [port]     then open http://localhost:8000/?broker=ws://localhost:9001
 
 import { readFile } from "node:fs/promises";
 import { createServer } from "node:http";
@@ -23,7 +23,7 @@ function fileFor(path) {
 }
 
 /** Resolves once listening; `close()` stops it. */
-export async function startExampleServer(port = 8090, host = "127.0.0.1") {
+export async function startExampleServer(port = 8000, host = "127.0.0.1") {
   const server = createServer(async (req, res) => {
     const file = fileFor(new URL(req.url ?? "/", "http://x").pathname);
     try {
@@ -44,6 +44,6 @@ export async function startExampleServer(port = 8090, host = "127.0.0.1") {
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
-  const { url } = await startExampleServer(Number(process.argv[2] ?? 8090));
+  const { url } = await startExampleServer(Number(process.argv[2] ?? 8000));
   console.log(`maze example on ${url}?broker=ws://localhost:9001`);
 }
