@@ -187,7 +187,10 @@ export class LlmqttClient {
     });
   }
 
-  /** Subscribes to the reply topic, registers the call and publishes the request; returns its id. */
+  /**
+   * Registers the call, subscribes to its reply topic and publishes the request; returns its id.
+   * The call's timeout and signal cover the subscription too (a broker that is away holds it).
+   */
   private async start(
     kind: RequestKind,
     project: string,
@@ -200,33 +203,35 @@ export class LlmqttClient {
     const requestId = this.newRequestId(options.requestId);
     const topics = requestTopics(kind, checkProject(project), sessionId, this.clientId);
     const replyTopic = `${topics.replyPrefix}/${requestId}`;
-    await this.subscribe(topics.replyPrefix);
     const timeoutMs = options.timeoutMs ?? this.options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
     const target = { requestId, project, sessionId, replyTopic };
-    // Registered before publishing: a fast gateway can answer before the PUBACK arrives.
     const call = new PendingCall(target, sink, timeoutMs, options.signal, (ended, error) =>
       this.ended(ended, error),
     );
     this.calls.set(requestId, call);
+    try {
+      await this.subscribe(topics.replyPrefix);
+    } catch (error) {
+      call.fail(asLlmqttError(error, "subscribe_failed", requestId));
+    }
+    if (call.done) return requestId;
     const payload = {
       ...body,
-      ...Object.fromEntries(
-        SAMPLING.filter((key) => options[key] !== undefined).map((key) => [key, options[key]]),
-      ),
-      ...(options.systemPrompt === undefined ? {} : { systemPrompt: options.systemPrompt }),
+      ...turnOptions(options),
       sessionId,
       clientId: this.clientId,
       requestId,
       replyTopic,
-      responseFormat: "json",
     };
     const publish: IClientPublishOptions = { qos: 1 };
     // Kept in the payload too: a gateway on MQTT 3.1.1 never sees the properties.
     // mqtt-packet writes a binary property from a string as its UTF-8 bytes; no Buffer in browsers.
-    if (this.mqtt5)
+    if (this.mqtt5) {
       publish.properties = { responseTopic: replyTopic, correlationData: requestId as unknown as Buffer };
+    }
+    // The call is registered first: a fast gateway can answer before the PUBACK arrives.
     this.mqtt
-      .publishAsync(topics.input, JSON.stringify(payload), publish)
+      .publishAsync(topics.input, JSON.stringify({ ...payload, responseFormat: "json" }), publish)
       .catch((error: unknown) => call.fail(asLlmqttError(error, "publish_failed", requestId)));
     return requestId;
   }
@@ -235,7 +240,8 @@ export class LlmqttClient {
     const { requestId, project, sessionId } = call.target;
     this.calls.delete(requestId);
     if (this.closed || (error?.code !== "no_reply" && error?.code !== "cancelled")) return;
-    // The turn may still be queued or running on the gateway; nobody waits for it any more.
+    // The turn may still be queued or running on the gateway, and nobody waits for it any more.
+    // Best effort: if the cancel is lost too, the gateway just answers a turn nobody reads.
     this.cancel(project, requestId, { sessionId }).catch(() => undefined);
   }
 
@@ -246,19 +252,22 @@ export class LlmqttClient {
     this.calls.get(requestId)?.receive(topic, new TextDecoder().decode(payload));
   }
 
-  private async subscribe(replyPrefix: string): Promise<void> {
+  /** Once per reply prefix; a failed subscription is tried again by the next call. */
+  private subscribe(replyPrefix: string): Promise<void> {
     let subscribed = this.subscriptions.get(replyPrefix);
     if (subscribed === undefined) {
-      subscribed = this.mqtt.subscribeAsync(`${replyPrefix}/#`, { qos: 1 }).then(() => undefined);
+      const filter = `${replyPrefix}/#`;
+      subscribed = this.mqtt.subscribeAsync(filter, { qos: 1 }).then(
+        () => undefined,
+        (error: Error) => {
+          const reason = `the broker refused the subscription to ${filter}: ${error.message}`;
+          throw new LlmqttError("subscribe_failed", reason);
+        },
+      );
       this.subscriptions.set(replyPrefix, subscribed);
-      // A failed subscription is tried again by the next call.
       subscribed.catch(() => this.subscriptions.delete(replyPrefix));
     }
-    try {
-      await subscribed;
-    } catch (error) {
-      throw asLlmqttError(error, "publish_failed");
-    }
+    return subscribed;
   }
 
   private newRequestId(given: string | undefined): string {
@@ -307,7 +316,19 @@ export class LlmqttClient {
   }
 }
 
-function asLlmqttError(error: unknown, code: "publish_failed", requestId?: string): LlmqttError {
+/** The per-turn fields of a request (PROTOCOL A2), those that were given. */
+function turnOptions(options: CallOptions): Record<string, unknown> {
+  const fields = ["systemPrompt", ...SAMPLING] as const;
+  return Object.fromEntries(
+    fields.filter((key) => options[key] !== undefined).map((key) => [key, options[key]]),
+  );
+}
+
+function asLlmqttError(
+  error: unknown,
+  code: "publish_failed" | "subscribe_failed",
+  requestId?: string,
+): LlmqttError {
   if (error instanceof LlmqttError) return error;
   return new LlmqttError(code, error instanceof Error ? error.message : String(error), true, requestId);
 }

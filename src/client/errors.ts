@@ -7,6 +7,7 @@ import type { ErrorCode } from "../protocol/types.js";
  * - `closed`: the client was closed while the call waited;
  * - `connect_failed`: the broker could not be reached or refused the connection;
  * - `publish_failed`: the broker did not take the request;
+ * - `subscribe_failed`: the broker refused the subscription to the reply topic (an ACL);
  * - `unknown`: an error reply without a code (a gateway that does not write the envelope).
  */
 export type LlmqttErrorCode =
@@ -17,6 +18,7 @@ export type LlmqttErrorCode =
   | "closed"
   | "connect_failed"
   | "publish_failed"
+  | "subscribe_failed"
   | "unknown";
 
 export class LlmqttError extends Error {

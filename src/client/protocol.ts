@@ -1,3 +1,4 @@
+import { LlmqttError } from "./errors.js";
 import { INVALID_TOPIC_CHARS, topicSafeSessionId } from "./wire.js";
 
 /** Names on the wire as a client builds them (PROTOCOL A1, A4, B10). */
@@ -7,7 +8,8 @@ export function checkProject(name: string): string {
   const project = name.trim();
   const bad = /[+#]/.test(project) || INVALID_TOPIC_CHARS.test(project);
   if (project === "" || bad || project.startsWith("/") || project.endsWith("/")) {
-    throw new Error(`invalid project name "${name}": it must be a topic prefix without + or #`);
+    const reason = `invalid project name "${name}": it must be a topic prefix without + or #`;
+    throw new LlmqttError("invalid_request", reason);
   }
   return project;
 }

@@ -1,5 +1,7 @@
 import { after, afterEach, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
+import { createServer, type AddressInfo } from "node:net";
+import { Aedes } from "aedes";
 import mqtt, { type MqttClient } from "mqtt";
 import {
   BrokerConnectError,
@@ -372,6 +374,13 @@ describe("client library: bad input and no broker", () => {
     try {
       for (const project of ["", "a/+", "#", "/lead", "trail/"]) {
         await assert.rejects(client.ask(project, "hi"), /invalid project name/);
+        const stream = client.stream(project, "hi");
+        await assert.rejects(
+          (async () => {
+            for await (const _ of stream) assert.fail("no event expected");
+          })(),
+          (error: unknown) => error instanceof LlmqttError && error.code === "invalid_request",
+        );
       }
       await assert.rejects(client.ask("general", "hi", { requestId: "a/b" }), /one topic level/);
     } finally {
@@ -379,4 +388,28 @@ describe("client library: bad input and no broker", () => {
       await broker.stop();
     }
   });
+});
+
+test("a broker that refuses the reply subscription fails the call with subscribe_failed", async () => {
+  // An ACL that lets clients publish turns but read no replies (Mosquitto's acl_file grants the
+  // subscription and filters on delivery instead, so Aedes's hook stands in for such a broker).
+  const aedes = await Aedes.createBroker({
+    authorizeSubscribe: (_client, subscription, done) =>
+      done(null, subscription.topic.includes("/assistant_response/") ? null : subscription),
+  });
+  const server = createServer((socket) => aedes.handle(socket));
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const client = await connect(`mqtt://127.0.0.1:${(server.address() as AddressInfo).port}`);
+  try {
+    await assert.rejects(client.ask("general", "hi"), (error: unknown) => {
+      assert.ok(error instanceof LlmqttError);
+      assert.equal(error.code, "subscribe_failed");
+      assert.match(error.message, /refused the subscription to general\/assistant_response\//);
+      return true;
+    });
+  } finally {
+    await client.close();
+    await new Promise<void>((resolve) => aedes.close(() => resolve()));
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  }
 });
