@@ -54,7 +54,10 @@ Example:
     .command("ask")
     .description("send one message through an llmqtt gateway and print the reply")
     .argument("[question...]", "the message; read from stdin when omitted and stdin is not a terminal")
-    .option("--json", 'print {"reply", "topic", "latencyMs"} instead of the bare reply')
+    .option(
+      "--json",
+      'print {"reply", "topic", "latencyMs", "finishReason", "usage"} instead of the bare reply',
+    )
     .addHelpText(
       "after",
       `
