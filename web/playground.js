@@ -1,13 +1,14 @@
-/* global document, fetch, location, setTimeout, URL */
+/* global location, setTimeout, URL */
 // The playground: talks to llmqtt over MQTT-over-WebSocket exactly as a browser game would, with
 // the client library (llmqtt/client): each message is a streaming turn on `P/user_input`.
 
 import { connect } from "/assets/llmqtt/client/index.js";
+import { apiJson } from "./api.js";
+import { $, el } from "./dom.js";
 
 const NO_REPLY_MS = 180_000;
 const RETRY_MS = 3000;
 
-const $ = (id) => document.getElementById(id);
 const randomId = () => Math.random().toString(36).slice(2, 10);
 
 const clientId = `playground-${randomId()}`;
@@ -15,13 +16,6 @@ const autoSession = `playground-${randomId()}`;
 let client;
 /** Bumped on every (re)connect, so an older attempt that finishes late is dropped. */
 let generation = 0;
-
-function el(tag, attrs = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [key, value] of Object.entries(attrs)) node.setAttribute(key, value);
-  node.append(...children);
-  return node;
-}
 
 function showError(text) {
   $("error").textContent = text;
@@ -141,9 +135,7 @@ async function start() {
   $("session").placeholder = autoSession;
   let status;
   try {
-    const response = await fetch("/api/status", { cache: "no-store" });
-    if (!response.ok) throw new Error(`HTTP ${response.status}`);
-    status = await response.json();
+    status = await apiJson("/api/status");
   } catch (error) {
     setStatus(false, "no gateway");
     return showError(`Cannot read the gateway's /api/status: ${error.message}. Reload to try again.`);
