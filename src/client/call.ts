@@ -1,5 +1,12 @@
 import { LlmqttError, ReplyTimeoutError } from "./errors.js";
-import { readChunk, readReply, StreamAssembler, type Reply, type ReplyBody } from "./replies.js";
+import {
+  readChunk,
+  readReply,
+  StreamAssembler,
+  type Reply,
+  type ReplyBody,
+  type StreamChunk,
+} from "./replies.js";
 
 /** What a call hands on: pieces of text in order (streaming calls only), then the reply. */
 export type StreamEvent = { type: "delta"; text: string } | { type: "reply"; reply: Reply };
@@ -66,7 +73,7 @@ export class PendingCall {
     this.end(error);
   }
 
-  private onChunk(chunk: ReturnType<StreamAssembler["accept"]>[number], topic: string): void {
+  private onChunk(chunk: StreamChunk, topic: string): void {
     this.restartTimer();
     if ("delta" in chunk) {
       this.shown += chunk.delta;
