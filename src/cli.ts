@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 import { Command } from "commander";
-import { registerClientCommands } from "./client/commands.js";
+import { registerClientCommands } from "./chat/commands.js";
 import type * as Yaml from "yaml";
 import {
   configOption,

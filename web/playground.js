@@ -1,28 +1,21 @@
-/* global document, fetch, location, setTimeout, clearTimeout, URL */
-// The playground: talks to llmqtt over MQTT-over-WebSocket exactly as a browser game would
-// (PROTOCOL A1, A4, C3): publish `P/user_input` with "stream": true, listen on
-// `P/assistant_response/<sid>/<clientId>/#` and show the `/stream` chunks in seq order.
+/* global location, setTimeout, URL */
+// The playground: talks to llmqtt over MQTT-over-WebSocket exactly as a browser game would, with
+// the client library (llmqtt/client): each message is a streaming turn on `P/user_input`.
 
-const { mqtt } = globalThis; // from /assets/mqtt.min.js
+import { connect } from "/assets/llmqtt/client/index.js";
+import { apiJson } from "./api.js";
+import { $, el } from "./dom.js";
+
 const NO_REPLY_MS = 180_000;
+const RETRY_MS = 3000;
 
-const $ = (id) => document.getElementById(id);
 const randomId = () => Math.random().toString(36).slice(2, 10);
 
 const clientId = `playground-${randomId()}`;
 const autoSession = `playground-${randomId()}`;
-/** requestId → the turn on screen. */
-const turns = new Map();
-const subscribed = new Set();
 let client;
-let requestCount = 0;
-
-function el(tag, attrs = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [key, value] of Object.entries(attrs)) node.setAttribute(key, value);
-  node.append(...children);
-  return node;
-}
+/** Bumped on every (re)connect, so an older attempt that finishes late is dropped. */
+let generation = 0;
 
 function showError(text) {
   $("error").textContent = text;
@@ -41,14 +34,10 @@ function sessionId() {
   return given.replace(/[+#/]|\p{Cc}/gu, "_").slice(0, 128);
 }
 
-function replyBase(project, sid) {
-  return `${project}/assistant_response/${sid}/${clientId}`;
-}
-
 function showTopics() {
   const project = $("project").value || "P";
   $("input-topic").textContent = `${project}/user_input`;
-  $("reply-topic").textContent = `${replyBase(project, sessionId())}/#`;
+  $("reply-topic").textContent = `${project}/assistant_response/${sessionId()}/${clientId}/#`;
 }
 
 /** A broker URL on loopback means "this machine": from another machine, use the page's host. */
@@ -60,28 +49,33 @@ function reachable(wsUrl) {
   return url.toString();
 }
 
-function connect(wsUrl) {
-  client?.end(true);
-  subscribed.clear();
+/** One connection at a time; a broker that is not there yet is tried again every few seconds. */
+async function open(wsUrl) {
+  const attempt = ++generation;
+  const previous = client;
+  client = undefined;
+  await previous?.close();
   $("broker").textContent = wsUrl;
-  const username = $("username").value || undefined;
-  const password = $("password").value || undefined;
-  client = mqtt.connect(wsUrl, {
-    clientId,
-    clean: true,
-    reconnectPeriod: 2000,
-    connectTimeout: 5000,
-    username,
-    password,
-  });
-  client.on("connect", () => {
+  setStatus(false, "connecting");
+  try {
+    const opened = await connect(wsUrl, {
+      clientId,
+      username: $("username").value || undefined,
+      password: $("password").value || undefined,
+      timeoutMs: NO_REPLY_MS,
+      onConnectionChange: (event) =>
+        event === "lost" ? setStatus(false, "reconnecting") : setStatus(true, "connected"),
+    });
+    if (attempt !== generation) return opened.close();
+    client = opened;
     setStatus(true, "connected");
     showError("");
-  });
-  client.on("reconnect", () => setStatus(false, "reconnecting"));
-  client.on("offline", () => setStatus(false, "offline"));
-  client.on("error", (error) => showError(`MQTT over WebSocket (${wsUrl}): ${error.message}`));
-  client.on("message", (topic, payload) => onMessage(topic, payload.toString()));
+  } catch (error) {
+    if (attempt !== generation) return;
+    setStatus(false, "offline");
+    showError(`MQTT over WebSocket (${wsUrl}): ${error.message}`);
+    setTimeout(() => attempt === generation && open(wsUrl), RETRY_MS);
+  }
 }
 
 function scrollDown() {
@@ -89,119 +83,51 @@ function scrollDown() {
   box.scrollTop = box.scrollHeight;
 }
 
-function addTurn(requestId, message) {
+function addTurn(message) {
   const box = $("messages");
   box.querySelector(".empty")?.remove();
   const text = el("span", { class: "text" });
   const bubble = el("div", { class: "msg assistant streaming", "data-testid": "reply" }, text);
   box.append(el("div", { class: "msg user", "data-testid": "user-message" }, message), bubble);
-  const turn = { bubble, text, chunks: new Map(), next: 0, shown: "", done: false, started: Date.now() };
-  turn.timer = setTimeout(
-    () => finish(turn, { error: "No reply received (is a model server up?)" }),
-    NO_REPLY_MS,
-  );
-  turns.set(requestId, turn);
   scrollDown();
-  return turn;
+  return { bubble, text };
 }
 
-/** Shows the final reply (or error) once; a later copy (chunk or full reply) only adds details. */
-function finish(turn, { text, error, details }) {
-  if (details) turn.details = { ...turn.details, ...details };
-  if (!turn.done) {
-    turn.done = true;
-    clearTimeout(turn.timer);
-    const failed = error !== undefined || text.startsWith("Error: ");
-    turn.text.textContent = error !== undefined ? `Error: ${error}` : text;
-    turn.bubble.classList.remove("streaming");
-    turn.bubble.classList.toggle("error", failed);
-    turn.bubble.dataset.state = failed ? "error" : "done";
-    turn.elapsedMs = Date.now() - turn.started;
-    turn.info = el("span", { class: "info" });
-    turn.bubble.append(turn.info);
-  }
-  const { finishReason, usage } = turn.details ?? {};
-  const parts = [`${(turn.elapsedMs / 1000).toFixed(1)} s`];
-  if (finishReason) parts.push(finishReason);
-  if (usage) parts.push(`${usage.promptTokens} prompt + ${usage.completionTokens} reply tokens`);
-  turn.info.textContent = parts.join(" · ");
-  scrollDown();
-}
-
-function onStreamChunk(turn, chunk) {
-  if (chunk.done) {
-    const details = { finishReason: chunk.finishReason, usage: chunk.usage };
-    if (chunk.error) return finish(turn, { error: chunk.error.message ?? String(chunk.error.code), details });
-    return finish(turn, { text: chunk.response ?? turn.shown, details });
-  }
-  if (turn.done || typeof chunk.delta !== "string") return;
-  turn.chunks.set(chunk.seq, chunk.delta);
-  // Chunks are shown in seq order; one that arrives early waits for the ones before it.
-  while (turn.chunks.has(turn.next)) {
-    turn.shown += turn.chunks.get(turn.next);
-    turn.chunks.delete(turn.next++);
-  }
-  turn.text.textContent = turn.shown;
-  scrollDown();
-}
-
-/** The full reply: raw text, or the JSON envelope (PROTOCOL C1) when the project uses it. */
-function onFullReply(turn, payload) {
-  try {
-    const envelope = JSON.parse(payload);
-    if (envelope && typeof envelope.response === "string" && "sessionId" in envelope) {
-      const { finishReason, usage } = envelope;
-      return finish(turn, { text: envelope.response, details: { finishReason, usage } });
+/** The final state of a turn: its reply with timing, finish reason and tokens, or its error. */
+function finish(turn, { reply, error }) {
+  turn.bubble.classList.remove("streaming");
+  turn.bubble.classList.toggle("error", error !== undefined);
+  turn.bubble.dataset.state = error === undefined ? "done" : "error";
+  if (error !== undefined) {
+    turn.text.textContent = `Error: ${error.message}`;
+  } else {
+    turn.text.textContent = reply.text;
+    const parts = [`${(reply.latencyMs / 1000).toFixed(1)} s`];
+    if (reply.finishReason) parts.push(reply.finishReason);
+    if (reply.usage) {
+      parts.push(`${reply.usage.promptTokens} prompt + ${reply.usage.completionTokens} reply tokens`);
     }
-    if (envelope?.error?.message && "sessionId" in envelope)
-      return finish(turn, { error: envelope.error.message });
-  } catch {
-    // not JSON: the usual raw reply
+    turn.bubble.append(el("span", { class: "info" }, parts.join(" · ")));
   }
-  finish(turn, { text: payload });
-}
-
-function onMessage(topic, payload) {
-  const levels = topic.split("/");
-  const isStream = levels.at(-1) === "stream";
-  const turn = turns.get(levels.at(isStream ? -2 : -1));
-  if (!turn) return;
-  if (!isStream) return onFullReply(turn, payload);
-  try {
-    onStreamChunk(turn, JSON.parse(payload));
-  } catch (error) {
-    showError(`A stream chunk could not be read: ${error.message}`);
-  }
+  scrollDown();
 }
 
 async function send(event) {
   event.preventDefault();
   const message = $("message").value;
   if (!message.trim() || !client?.connected) return;
-  const project = $("project").value;
-  const sid = sessionId();
-  const requestId = `req-${++requestCount}-${randomId()}`;
-  const base = replyBase(project, sid);
-  const request = {
-    sessionId: sid,
-    message,
-    requestId,
-    clientId,
-    replyTopic: `${base}/${requestId}`,
-    stream: true,
-  };
-  const systemPrompt = $("system-prompt").value.trim();
-  if (systemPrompt) request.systemPrompt = systemPrompt;
   $("message").value = "";
-  const turn = addTurn(requestId, message);
+  const turn = addTurn(message);
+  const systemPrompt = $("system-prompt").value.trim() || undefined;
   try {
-    if (!subscribed.has(base)) {
-      await client.subscribeAsync(`${base}/#`, { qos: 1 });
-      subscribed.add(base);
+    const stream = client.stream($("project").value, message, { sessionId: sessionId(), systemPrompt });
+    for await (const part of stream) {
+      if (part.type === "reply") return finish(turn, { reply: part.reply });
+      turn.text.textContent += part.text;
+      scrollDown();
     }
-    await client.publishAsync(`${project}/user_input`, JSON.stringify(request), { qos: 1 });
   } catch (error) {
-    finish(turn, { error: `could not publish: ${error.message}` });
+    finish(turn, { error });
   }
 }
 
@@ -209,9 +135,7 @@ async function start() {
   $("session").placeholder = autoSession;
   let status;
   try {
-    const response = await fetch("/api/status", { cache: "no-store" });
-    if (!response.ok) throw new Error(`HTTP ${response.status}`);
-    status = await response.json();
+    status = await apiJson("/api/status");
   } catch (error) {
     setStatus(false, "no gateway");
     return showError(`Cannot read the gateway's /api/status: ${error.message}. Reload to try again.`);
@@ -236,8 +160,8 @@ async function start() {
     );
   }
   const url = reachable(wsUrl);
-  connect(url);
-  for (const id of ["username", "password"]) $(id).addEventListener("change", () => connect(url));
+  await open(url);
+  for (const id of ["username", "password"]) $(id).addEventListener("change", () => open(url));
 }
 
 start();

@@ -1,6 +1,8 @@
 import mqtt, { type MqttClient } from "mqtt";
 
-/** The broker connection of the chat client: one bounded attempt, and an exit that cannot hang. */
+import { BrokerConnectError } from "./errors.js";
+
+/** The client's broker connection: one bounded attempt, and an exit that cannot hang. */
 
 export interface ConnectionOptions {
   url: string;
@@ -8,15 +10,7 @@ export interface ConnectionOptions {
   password?: string;
   clientId: string;
   connectTimeoutMs?: number;
-}
-
-export class BrokerConnectError extends Error {
-  constructor(
-    readonly url: string,
-    readonly reason: string,
-  ) {
-    super(`cannot connect to MQTT broker at ${url}: ${reason}`);
-  }
+  protocolVersion: 4 | 5;
 }
 
 /** One attempt, bounded: the first error, close or timeout rejects and the client is ended. */
@@ -30,6 +24,7 @@ export function openConnection(options: ConnectionOptions): Promise<MqttClient> 
       username: options.username,
       password: options.password,
       clean: true,
+      protocolVersion: options.protocolVersion,
       connectTimeout: timeoutMs,
       reconnectPeriod: 0,
     });
@@ -67,6 +62,10 @@ export async function closeConnection(client: MqttClient): Promise<void> {
   await Promise.race([client.endAsync(false), delay(2000).then(() => client.endAsync(true))]);
 }
 
+/** In Node the timer must not keep the process alive; browsers have no unref. */
 function delay(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms).unref());
+  return new Promise((resolve) => {
+    const timer: unknown = setTimeout(resolve, ms);
+    (timer as { unref?: () => void }).unref?.();
+  });
 }

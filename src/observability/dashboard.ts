@@ -1,4 +1,4 @@
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
 import type { ServerResponse } from "node:http";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
@@ -27,8 +27,11 @@ const PAGES: Record<string, { file: string; type: string }> = {
 
 /**
  * The dashboard (`/`), the conversations console (`/console`) and the playground (`/playground`):
- * static pages from `web/` that read `/api/status` and `/api/projects` and talk MQTT over WebSocket with MQTT.js's browser bundle (`/assets/mqtt.min.js`).
- * The pages are read once, here; the bundle on its first request.
+ * static pages from `web/` that read `/api/status` and `/api/projects`. The playground talks MQTT
+ * over WebSocket through the client library, served as browser modules:
+ * `/assets/llmqtt/client/*.js` (the compiled src/client/, which imports nothing but `mqtt`) and
+ * `/assets/mqtt.esm.js` (MQTT.js's browser build; pages map `mqtt` to it with an import map).
+ * Pages are read once, here; modules on their first request.
  */
 export function registerDashboard(http: HttpEndpoint, options: DashboardOptions = {}): void {
   const webDir = options.webDir ?? findWebDir();
@@ -40,11 +43,24 @@ export function registerDashboard(http: HttpEndpoint, options: DashboardOptions 
     const body = readFileSync(join(webDir, file));
     http.route(path, (_req, res) => serve(res, type, body, "no-cache"));
   }
-  let bundle: Buffer | undefined;
-  http.route("/assets/mqtt.min.js", (_req, res) => {
-    bundle ??= readFileSync(mqttBrowserBundle());
-    serve(res, "text/javascript; charset=utf-8", bundle, "public, max-age=3600");
-  });
+  for (const [path, file] of browserModules()) {
+    let body: Buffer | undefined;
+    http.route(path, (_req, res) => serve(res, JAVASCRIPT, (body ??= readFileSync(file)), "no-cache"));
+  }
+}
+
+const JAVASCRIPT = "text/javascript; charset=utf-8";
+
+/** Route → file of the client library's browser modules and of MQTT.js's ESM browser build. */
+export function browserModules(): Map<string, string> {
+  const modules = new Map<string, string>();
+  const clientDir = fileURLToPath(new URL("../client/", import.meta.url));
+  for (const file of readdirSync(clientDir)) {
+    if (file.endsWith(".js")) modules.set(`/assets/llmqtt/client/${file}`, join(clientDir, file));
+  }
+  const mqttDir = dirname(createRequire(import.meta.url).resolve("mqtt/package.json"));
+  modules.set("/assets/mqtt.esm.js", join(mqttDir, "dist", "mqtt.esm.js"));
+  return modules;
 }
 
 /**
@@ -57,12 +73,6 @@ export function findWebDir(): string | undefined {
     if (existsSync(join(dir, "index.html"))) return dir;
   }
   return undefined;
-}
-
-/** MQTT.js ships a browser build (a global `mqtt`) in its dist/ folder. */
-function mqttBrowserBundle(): string {
-  const pkg = createRequire(import.meta.url).resolve("mqtt/package.json");
-  return join(dirname(pkg), "dist", "mqtt.min.js");
 }
 
 function serve(res: ServerResponse, type: string, body: Buffer, cache: string): void {

@@ -1,10 +1,8 @@
 import { randomBytes } from "node:crypto";
 
 import { scalarText } from "./coerce.js";
-import { INVALID_TOPIC_CHARS } from "./topics.js";
 
-/** Longest session id we put into a topic level (PROTOCOL B10). */
-export const MAX_SESSION_ID_LENGTH = 128;
+export { MAX_SESSION_ID_LENGTH, topicSafeSessionId } from "../client/wire.js";
 
 /** The id a turn gets when the client names no session: it lives for that one message. */
 export function newDefaultSessionId(): string {
@@ -26,15 +24,4 @@ export function toSessionId(value: unknown): SessionIdResult {
   if (text === undefined) return { ok: false, reason: "sessionId must be a string or a number" };
   const trimmed = text.trim();
   return { ok: true, sessionId: trimmed === "" ? undefined : trimmed };
-}
-
-// Wildcards and `/` would change what the reply topic matches.
-const UNSAFE = new RegExp(`[+#/]|${INVALID_TOPIC_CHARS.source}`, "gu");
-
-/** A session id that is exactly one valid topic level (PROTOCOL B10). */
-export function topicSafeSessionId(sessionId: string): string {
-  const safe = sessionId.replace(UNSAFE, "_");
-  if (safe.length <= MAX_SESSION_ID_LENGTH) return safe;
-  // Cut by code points so a surrogate pair is never split.
-  return Array.from(safe).slice(0, MAX_SESSION_ID_LENGTH).join("");
 }

@@ -11,12 +11,7 @@ export interface Route {
   topicSessionId?: string;
 }
 
-/**
- * Characters no published topic may contain: control characters, Unicode noncharacters (U+FDD0
- * to U+FDEF, U+FFFE, U+FFFF and their like in every plane) and lone surrogates (not valid UTF-8).
- * Brokers refuse such topics, some by dropping the connection: Mosquitto does for all three.
- */
-export const INVALID_TOPIC_CHARS = /\p{Cc}|\p{Noncharacter_Code_Point}|[\ud800-\udfff]/u;
+export { INVALID_TOPIC_CHARS } from "../client/wire.js";
 
 const COMMAND_KINDS = ["template", "clear_history", "delete_session"] as const;
 

@@ -167,7 +167,8 @@ describe("dashboard and playground in a browser", { skip: chromiumSkip, timeout:
       ["/playground", "text/html"],
       ["/assets/app.css", "text/css"],
       ["/assets/dashboard.js", "text/javascript"],
-      ["/assets/mqtt.min.js", "text/javascript"],
+      ["/assets/mqtt.esm.js", "text/javascript"],
+      ["/assets/llmqtt/client/index.js", "text/javascript"],
     ]) {
       const response = await fetch(`${gateway.httpUrl}${path}`);
       assert.equal(response.status, 200, path);

@@ -73,10 +73,15 @@ describe("llmqtt ask and chat as processes", () => {
       "MQTT?",
     ]);
     assert.equal(run.code, 0, run.stderr);
-    const out = JSON.parse(run.stdout) as { reply: string; topic: string; latencyMs: number };
+    const out = JSON.parse(run.stdout) as Record<string, unknown>;
     assert.equal(out.reply, "reply to: what is MQTT?");
-    assert.match(out.topic, /^general\/assistant_response\/default-[0-9a-f]{8}\/llmqtt-chat-[0-9a-f]{8}\/1$/);
+    assert.match(
+      String(out.topic),
+      /^general\/assistant_response\/default-[0-9a-f]{8}\/llmqtt-chat-[0-9a-f]{8}\/[0-9a-f]{4}-1$/,
+    );
     assert.equal(typeof out.latencyMs, "number");
+    assert.equal(out.finishReason, "stop");
+    assert.deepEqual(Object.keys(out.usage as object), ["promptTokens", "completionTokens"]);
     const messages = rig.model.requests.at(-1)?.body.messages as Message[];
     assert.deepEqual(messages[0], { role: "system", content: "Answer in French." });
   });

@@ -1,5 +1,5 @@
 import { createInterface } from "node:readline";
-import type { ChatClient } from "./chatClient.js";
+import type { ChatSession } from "./session.js";
 
 /**
  * The terminal loop of `llmqtt chat`. Replies go to stdout and everything else (banner, notices,
@@ -28,7 +28,7 @@ Anything else is sent as a message; start it with // to send a line beginning wi
 
 type Outcome = "continue" | "quit";
 
-export async function runRepl(client: ChatClient, options: ReplOptions): Promise<void> {
+export async function runRepl(client: ChatSession, options: ReplOptions): Promise<void> {
   const { input, output, errorOutput } = options;
   const interactive = Boolean(input.isTTY && output.isTTY);
   const colour = (code: number, text: string) =>
@@ -67,23 +67,32 @@ export async function runRepl(client: ChatClient, options: ReplOptions): Promise
     },
     project: async (name) => {
       if (name === "") return say(`project: ${client.project}`);
-      await client.switchProject(name);
+      client.switchProject(name);
       rl.setPrompt(`${client.project}> `);
       say(`project is now ${client.project} (session ${client.sessionId})`);
     },
     session: async (id) => {
-      const session = await client.switchSession(id);
+      const session = client.switchSession(id);
       say(`session is now ${session}`);
     },
   };
 
+  /** The reply is written as it streams in; a gateway that does not stream sends it whole. */
   const send = async (message: string): Promise<void> => {
+    let written = false;
     try {
-      const reply = await client.ask(message, { timeoutMs: options.timeoutMs, signal: stopping.signal });
-      if (reply.isError) warn(reply.text);
-      else output.write(`${reply.text}\n`);
+      for await (const event of client.stream(message, {
+        timeoutMs: options.timeoutMs,
+        signal: stopping.signal,
+      })) {
+        if (event.type !== "delta") continue;
+        output.write(event.text);
+        written = true;
+      }
+      output.write("\n");
     } catch (error) {
-      if (!stopping.signal.aborted) warn((error as Error).message);
+      if (written) output.write("\n");
+      if (!stopping.signal.aborted) warn(`Error: ${(error as Error).message}`);
     }
   };
 

@@ -3,8 +3,9 @@ import { flagsToSettings, serveOptions } from "../config/flags.js";
 import { buildSettings } from "../config/load.js";
 import { newDefaultSessionId } from "../protocol/sessionId.js";
 import { brokerUrl } from "../transport/mqttTransport.js";
-import { BrokerConnectError, ChatClient, ReplyTimeoutError } from "./chatClient.js";
-import { checkProject } from "./protocol.js";
+import { ChatSession } from "./session.js";
+import { BrokerConnectError, connect as connectClient, LlmqttError } from "../client/index.js";
+import { checkProject, randomId } from "../client/protocol.js";
 import { runRepl } from "./repl.js";
 
 /** `llmqtt chat` and `llmqtt ask`: talk to any gateway speaking the compatibility protocol. */
@@ -53,7 +54,10 @@ Example:
     .command("ask")
     .description("send one message through an llmqtt gateway and print the reply")
     .argument("[question...]", "the message; read from stdin when omitted and stdin is not a terminal")
-    .option("--json", 'print {"reply", "topic", "latencyMs"} instead of the bare reply')
+    .option(
+      "--json",
+      'print {"reply", "topic", "latencyMs", "finishReason", "usage"} instead of the bare reply',
+    )
     .addHelpText(
       "after",
       `
@@ -91,45 +95,50 @@ async function runAsk(words: string[], options: ClientFlags & { json?: boolean }
     return fail(EXIT_NO_REPLY, "no question given: llmqtt ask [options] <question...>");
   }
   const ephemeral = options.session === undefined;
-  const client = await connect(options, options.session ?? newDefaultSessionId());
-  if (client === undefined) return;
+  const chat = await connect(options, options.session ?? newDefaultSessionId());
+  if (chat === undefined) return;
   try {
-    const reply = await client.ask(question.trim(), {
-      systemPrompt: options.system,
-      timeoutMs: options.timeout * 1000,
-    });
-    if (reply.isError) return fail(EXIT_NO_REPLY, `llmqtt ask: ${reply.text}`);
-    const { text, topic, latencyMs } = reply;
+    const { text, topic, latencyMs, finishReason, usage } = await chat.client.ask(
+      chat.project,
+      question.trim(),
+      {
+        sessionId: chat.sessionId,
+        systemPrompt: options.system,
+        timeoutMs: options.timeout * 1000,
+      },
+    );
     process.stdout.write(
       options.json
-        ? `${JSON.stringify({ reply: text, topic, latencyMs: Math.round(latencyMs) })}\n`
+        ? `${JSON.stringify({ reply: text, topic, latencyMs: Math.round(latencyMs), finishReason, usage })}\n`
         : `${text}\n`,
     );
   } catch (error) {
     const message =
-      error instanceof ReplyTimeoutError ? error.message : `failed: ${(error as Error).message}`;
+      error instanceof LlmqttError && error.code !== "no_reply"
+        ? `Error: ${error.message}`
+        : (error as Error).message;
     fail(EXIT_NO_REPLY, `llmqtt ask: ${message}`);
   } finally {
     // A one-off session would otherwise linger on the gateway until its idle timeout.
-    if (ephemeral && client.connected) await client.delete().catch(() => undefined);
-    await client.close();
+    if (ephemeral && chat.client.connected) await chat.delete().catch(() => undefined);
+    await chat.client.close();
   }
 }
 
 async function runChat(options: ClientFlags): Promise<void> {
-  const client = await connect(options, options.session, 2000);
-  if (client === undefined) return;
+  const chat = await connect(options, options.session, 2000);
+  if (chat === undefined) return;
   try {
-    if (options.system !== undefined) await client.setSystemPrompt(options.system);
-    await runRepl(client, {
+    if (options.system !== undefined) await chat.setSystemPrompt(options.system);
+    await runRepl(chat, {
       input: process.stdin,
       output: process.stdout,
       errorOutput: process.stderr,
       timeoutMs: options.timeout * 1000,
-      brokerUrl: client.url,
+      brokerUrl: chat.client.url,
     });
   } finally {
-    await client.close();
+    await chat.client.close();
   }
 }
 
@@ -138,18 +147,17 @@ async function connect(
   options: ClientFlags,
   sessionId: string | undefined,
   reconnectPeriodMs = 0,
-): Promise<ChatClient | undefined> {
+): Promise<ChatSession | undefined> {
   const mqtt = buildSettings(flagsToSettings(pickBrokerFlags(options))).mqtt;
   // Without a URL or host `serve` embeds a broker; a client goes to the usual local one.
   const url =
     brokerUrl({ ...mqtt, host: mqtt.host ?? DEFAULT_BROKER_HOST }) ?? `mqtt://${DEFAULT_BROKER_HOST}`;
   try {
-    return await ChatClient.connect({
-      url,
+    const client = await connectClient(url, {
+      clientId: randomId("llmqtt-chat-", 4),
       username: mqtt.username,
       password: mqtt.password,
-      project: options.project,
-      sessionId,
+      protocolVersion: mqtt.protocolVersion,
       reconnectPeriodMs,
       onConnectionChange:
         reconnectPeriodMs > 0
@@ -161,6 +169,7 @@ async function connect(
               )
           : undefined,
     });
+    return new ChatSession(client, options.project, sessionId);
   } catch (error) {
     if (!(error instanceof BrokerConnectError)) throw error;
     fail(EXIT_NO_BROKER, `llmqtt: ${error.message}`);
