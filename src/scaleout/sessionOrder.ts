@@ -121,9 +121,9 @@ export class RedisSessionOrder implements SessionOrder {
     clearInterval(this.pollTimer);
     const connections = this.connections;
     this.connections = undefined;
-    await Promise.all(
-      [connections?.redis.quit(), connections?.subscriber.quit()].map((q) => q?.catch(() => undefined)),
-    );
+    if (!connections) return;
+    const { redis, subscriber } = connections;
+    await Promise.all([redis, subscriber].map((connection) => connection.quit().catch(() => undefined)));
   }
 
   private get redis(): Redis {
@@ -176,15 +176,15 @@ export class RedisSessionOrder implements SessionOrder {
     };
   }
 
-  /** Lets the oldest local waiter of a session go if its turn has come. */
+  /** Lets the oldest local waiter of a session go if its turn has come. Never rejects: it logs. */
   private async check(sessionKey: string): Promise<void> {
     const head = this.waiting.get(sessionKey)?.[0];
     if (!head) return;
     const { idleTtlMs } = this.options;
-    const redis = this.redis;
     let turn: unknown;
     try {
-      turn = await redis.eval(
+      // Inside the try: a notification or poll arriving after stop() finds no connection.
+      turn = await this.redis.eval(
         IS_TURN,
         2,
         this.key("done", sessionKey),
@@ -214,12 +214,11 @@ export class RedisSessionOrder implements SessionOrder {
     for (const sessionKey of this.waiting.keys()) void this.check(sessionKey);
   }
 
-  /** True when the ticket had been skipped as dead while it was still at work. */
+  /** True when the ticket had been skipped as dead while it was still at work. Never rejects: it logs. */
   private async finishInRedis(sessionKey: string, ticket: number): Promise<boolean> {
     const { idleTtlMs } = this.options;
-    const redis = this.redis;
     try {
-      const outcome = await redis.eval(
+      const outcome = await this.redis.eval(
         FINISH,
         2,
         this.key("done", sessionKey),
@@ -253,6 +252,7 @@ export class RedisSessionOrder implements SessionOrder {
     }
   }
 
+  /** Never rejects: a failure is logged and the holds are renewed on the next tick. */
   private async renew(): Promise<void> {
     if (this.mine.size === 0 || !this.connections) return;
     const pipeline = this.connections.redis.pipeline();

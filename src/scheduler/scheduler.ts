@@ -171,7 +171,7 @@ export class TurnScheduler {
     session.running = true;
     this.jobsRunning++;
     if (holdsSlot(job)) this.slotsTaken++;
-    void this.run(session, job);
+    void this.run(session, job); // run() catches the job's failure (the job reports it itself)
   }
 
   private async run(session: Session, job: ScheduledJob): Promise<void> {

@@ -12,6 +12,7 @@ export class KeyedLock {
       () => undefined,
     );
     this.tails.set(key, tail);
+    // tail never rejects: both outcomes of the section map to undefined above.
     void tail.then(() => {
       if (this.tails.get(key) === tail) this.tails.delete(key);
     });

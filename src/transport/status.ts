@@ -20,6 +20,7 @@ export class StatusReporter {
 
   /** Call on every (re)connect: a reconnect may follow a last-will `offline`. */
   announce(): void {
+    // publish() never rejects: it logs a failure and resolves to false.
     void this.transport.publish(this.topic, this.onlinePayload(), { retain: true });
     if (!this.timer) {
       this.timer = setInterval(() => {
