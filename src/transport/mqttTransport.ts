@@ -219,9 +219,14 @@ export class MqttTransport {
     const client = this.client;
     if (!client) return;
     this.client = undefined;
-    // A graceful end waits for in-flight QoS 1 publishes; a dead broker must not hang shutdown.
-    const ended = await Promise.race([client.endAsync(false).then(() => true), delay(END_WAIT_MS)]);
-    if (!ended) (client.stream as Partial<Socket> | undefined)?.destroy?.();
+    // A graceful end waits for in-flight QoS 1 publishes: none can be acknowledged while the
+    // broker is away, and a broker that does not answer must not hang the shutdown either.
+    const ended =
+      client.connected && (await Promise.race([client.endAsync(false).then(() => true), delay(END_WAIT_MS)]));
+    if (!ended) {
+      client.end(true);
+      (client.stream as Partial<Socket> | undefined)?.destroy?.();
+    }
   }
 
   /**

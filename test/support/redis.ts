@@ -1,5 +1,5 @@
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { freePort, waitForPort } from "./brokers.js";
+import { ended, freePort, waitForPort } from "./brokers.js";
 
 export interface TestRedis {
   readonly url: string;
@@ -36,7 +36,7 @@ export async function startRedis(): Promise<TestRedis> {
     restart: launch,
     stop: () =>
       new Promise<void>((resolve) => {
-        if (child.exitCode !== null) return resolve();
+        if (ended(child)) return resolve();
         child.once("exit", () => resolve());
         child.kill("SIGTERM");
       }),
