@@ -15,6 +15,7 @@ import { maskSecrets } from "./config/file.js";
 import { ConfigError } from "./config/load.js";
 import { Gateway } from "./gateway.js";
 import { loadOnDemand } from "./onDemand.js";
+import { StartupError } from "./transport/startupErrors.js";
 import { VERSION } from "./version.js";
 
 export function buildProgram(): Command {
@@ -87,6 +88,12 @@ async function runServe(options: Record<string, unknown>, command: Command): Pro
     }
     stopping = true;
     gateway.logger.info({ signal }, "shutting down");
+    // Gateway.stop bounds every step; this is the last resort should one of them still hang.
+    const limitMs = gateway.settings.shutdown.graceSec * 1000 + SHUTDOWN_MARGIN_MS;
+    setTimeout(() => {
+      gateway.logger.error({ limitSec: limitMs / 1000 }, "shutdown did not finish in time: exiting now");
+      process.exit(1);
+    }, limitMs).unref();
     gateway.stop().then(
       () => process.exit(0),
       (error: unknown) => {
@@ -97,14 +104,22 @@ async function runServe(options: Record<string, unknown>, command: Command): Pro
   };
   process.on("SIGINT", () => shutdown("SIGINT"));
   process.on("SIGTERM", () => shutdown("SIGTERM"));
-  await gateway.start();
+  try {
+    await gateway.start();
+  } catch (error) {
+    // Stopped by a signal before it was ready: the shutdown above ends the process.
+    if (!stopping) throw error;
+  }
 }
+
+/** How long past the grace period a shutdown may take before the process exits regardless. */
+const SHUTDOWN_MARGIN_MS = 15_000;
 
 export async function main(argv: readonly string[]): Promise<void> {
   try {
     await buildProgram().parseAsync(normalizeArgv(argv), { from: "user" });
   } catch (error) {
-    if (error instanceof ConfigError) {
+    if (error instanceof ConfigError || error instanceof StartupError) {
       process.stderr.write(`llmqtt: ${error.message}\n`);
       process.exit(2);
     }

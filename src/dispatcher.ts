@@ -126,26 +126,38 @@ export class MessageDispatcher {
   private async submitInOrder(order: SessionOrder, refuse: (reason: Refusal) => void, job: ScheduledJob) {
     // A rejection here (Redis unreachable) leaves the message unacknowledged: the broker delivers it again.
     const ticket = await order.enter(job.sessionKey);
+    // Redis failing to release the session's place is logged; its hold expires by itself.
+    const finish = (): Promise<void> =>
+      ticket
+        .finish()
+        .catch((error: unknown) =>
+          this.deps.logger.warn({ err: error, session: job.sessionKey }, "session order not released"),
+        );
     const cancel = (): void => {
       this.waiting.delete(cancel);
       job.cancel("shutdown");
-      void ticket.finish();
+      void finish();
     };
     this.waiting.add(cancel);
-    void ticket.ready.then(() => {
+    const admit = (): void => {
       if (!this.waiting.delete(cancel)) return; // answered at shutdown already
       const admission = this.deps.scheduler.submit({
         ...job,
-        run: () => job.run().finally(() => ticket.finish()),
+        run: () => job.run().finally(finish),
         cancel: (reason) => {
           job.cancel(reason);
-          void ticket.finish();
+          void finish();
         },
       });
       if (admission.accepted) return;
       refuse(admission.reason);
-      void ticket.finish();
-    });
+      void finish();
+    };
+    ticket.ready
+      .then(admit)
+      .catch((error: unknown) =>
+        this.deps.logger.error({ err: error, session: job.sessionKey }, "request not admitted"),
+      );
   }
 
   private finish(turn: TurnRequest, outcome: TurnOutcome): void {
@@ -185,9 +197,10 @@ export class MessageDispatcher {
     const { project, sessionId, prompt, reset } = intent;
     const { sessions, logger, replies } = this.deps;
     if (sessionId === undefined) {
-      void sessions
-        .setProjectPrompt(project, prompt, reset)
-        .then((count) => logger.info({ project, sessions: count, reset }, "project system prompt replaced"));
+      void this.logFailure(project, "project system prompt not replaced", async () => {
+        const count = await sessions.setProjectPrompt(project, prompt, reset);
+        logger.info({ project, sessions: count, reset }, "project system prompt replaced");
+      });
       return;
     }
     return this.control(project, sessionId, async () => {
@@ -211,8 +224,20 @@ export class MessageDispatcher {
     };
     // One session's clear waits behind its queued turns; "all" applies now (in-flight turns
     // of cleared sessions then skip their commit, see SessionRecord.generation).
-    if (sessionId === undefined) void forget();
+    if (sessionId === undefined) void this.logFailure(project, `${type.replace("_", " ")} failed`, forget);
     else return this.control(project, sessionId, forget);
+  }
+
+  /**
+   * Runs a project-wide change nothing waits on (no session queue, no reply topic): a failure,
+   * such as the session store being away, can only be logged.
+   */
+  private async logFailure(project: string, failed: string, change: () => Promise<void>): Promise<void> {
+    try {
+      await change();
+    } catch (error) {
+      this.deps.logger.error({ err: error, project }, failed);
+    }
   }
 
   /** Runs a session-local change in that session's queue, after the turns that arrived before it. */

@@ -60,6 +60,7 @@ export class Gateway {
   private readonly shutdownController = new AbortController();
   private broker?: EmbeddedBroker;
   private statsTimer?: NodeJS.Timeout;
+  private stopped?: Promise<void>;
   private connects = 0;
   private readonly startedAt = Date.now();
   private brokerUrl?: string;
@@ -161,9 +162,15 @@ export class Gateway {
         metricsContentType: this.metrics.registry.contentType,
         access: new HttpAccess(settings.http),
       });
-      this.http.route("/api/status", async (_req, res) =>
-        send(res, 200, "application/json", JSON.stringify(await this.snapshot())),
-      );
+      this.http.route("/api/status", async (_req, res) => {
+        try {
+          send(res, 200, "application/json", JSON.stringify(await this.snapshot()));
+        } catch (error) {
+          // The session store is the part of the snapshot that can fail (Redis down, SQLite locked).
+          logger.warn({ err: error }, "status snapshot failed");
+          send(res, 503, "application/json", JSON.stringify({ error: (error as Error).message }));
+        }
+      });
       registerDashboard(this.http, { logger });
       new ConsoleApi({
         projects: this.projects,
@@ -174,7 +181,21 @@ export class Gateway {
     }
   }
 
+  /**
+   * Starts every part in order. On failure (e.g. a StartupError: the broker refused llmqtt) what
+   * was started is stopped again before the error is passed on.
+   */
   async start(): Promise<void> {
+    try {
+      await this.startParts();
+    } catch (error) {
+      await this.stop();
+      throw error;
+    }
+    this.logger.info({ projects: this.projects.names, slots: this.scheduler.concurrency }, "llmqtt ready");
+  }
+
+  private async startParts(): Promise<void> {
     await this.store.start();
     this.logger.info(describeSessionStore(this.settings.sessions), "session store ready");
     this.backend.onHealthChange(() => {
@@ -196,16 +217,21 @@ export class Gateway {
     await this.transport.start(url, credentials);
     await this.bridge?.start(url, credentials);
     this.startStatsLine();
-    this.logger.info({ projects: this.projects.names, slots: this.scheduler.concurrency }, "llmqtt ready");
   }
 
   /**
    * Graceful drain: nothing new is taken in (new requests are answered "shutting down"), turns in
    * flight and queued get the grace period to finish, then whatever is still queued is answered
    * "shutting down" and model calls still running are aborted (answered the same way). Then
-   * `offline`, and every connection and store is closed.
+   * `offline`, and every connection and store is closed, each given a bounded time whatever the
+   * broker, store or model server does. Calling it again returns the same promise.
    */
-  async stop(): Promise<void> {
+  stop(): Promise<void> {
+    this.stopped ??= this.stopParts();
+    return this.stopped;
+  }
+
+  private async stopParts(): Promise<void> {
     clearInterval(this.statsTimer);
     const graceMs = this.settings.shutdown.graceSec * 1000;
     const drained = this.scheduler.drain(graceMs);
@@ -218,16 +244,34 @@ export class Gateway {
       this.shutdownController.abort();
       await settlesWithin(drained, ABORT_WAIT_MS);
     }
-    await this.order?.stop();
-    await this.status.stop();
-    await this.bridge?.stop();
-    await this.transport.stop();
-    await this.broker?.stop();
-    await this.http?.stop();
-    await this.backend.stop();
-    await this.store.stop();
-    await this.transcript?.close();
+    await this.closeParts([
+      ["session order", () => this.order?.stop()],
+      ["status", () => this.status.stop()],
+      ["bridge", () => this.bridge?.stop()],
+      ["MQTT connection", () => this.transport.stop()],
+      ["embedded broker", () => this.broker?.stop()],
+      ["HTTP endpoint", () => this.http?.stop()],
+      ["model servers", () => this.backend.stop()],
+      ["session store", () => this.store.stop()],
+      ["transcript", () => this.transcript?.close()],
+    ]);
     this.logger.info("llmqtt stopped");
+  }
+
+  /**
+   * Stops the parts in order within CLOSE_WAIT_MS in all: one that fails or takes too long (a
+   * broker or Redis that went away with a publish or command in flight) is logged and left behind.
+   */
+  private async closeParts(parts: [string, () => Promise<void> | undefined][]): Promise<void> {
+    const deadline = Date.now() + CLOSE_WAIT_MS;
+    for (const [part, close] of parts) {
+      const closed = Promise.resolve()
+        .then(close)
+        .catch((error: unknown) => this.logger.warn({ err: error, part }, "stopping failed"));
+      const waitMs = Math.max(deadline - Date.now(), LATE_PART_WAIT_MS);
+      if (!(await settlesWithin(closed, waitMs)))
+        this.logger.warn({ part }, "did not stop in time; shutting down without it");
+    }
   }
 
   /**
@@ -317,7 +361,11 @@ export class Gateway {
 /** How long a dead instance's turns keep their sessions blocked in a share group. */
 const SESSION_HOLD_TTL_MS = 10_000;
 /** Aborted model calls end at once; this only bounds shutdown if one does not. */
-const ABORT_WAIT_MS = 5000;
+const ABORT_WAIT_MS = 2000;
+/** Closing every connection and store after the drain, at most (see Gateway.closeParts). */
+const CLOSE_WAIT_MS = 5000;
+/** Each part still gets this long to close once CLOSE_WAIT_MS is over. */
+const LATE_PART_WAIT_MS = 100;
 
 async function settlesWithin(promise: Promise<void>, ms: number): Promise<boolean> {
   let timer: NodeJS.Timeout | undefined;

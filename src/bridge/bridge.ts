@@ -1,7 +1,9 @@
 import type { BridgeCommandName, MqttSettings } from "../config/schema.js";
 import type { Logger } from "../observability/logger.js";
 import type { GatewaySnapshot } from "../observability/snapshot.js";
+import { SessionStoreUnavailable } from "../sessions/types.js";
 import { MqttTransport } from "../transport/mqttTransport.js";
+import { OFFLINE_WAIT_MS } from "../transport/status.js";
 import { asArgs, COMMANDS, CommandError, type BridgeContext } from "./commands.js";
 
 export interface BridgeOptions extends BridgeContext {
@@ -53,14 +55,22 @@ export class Bridge {
     }
   }
 
-  /** Republishes the retained `info`, e.g. after a model server changed state. */
+  /** Republishes the retained `info`, e.g. after a model server changed state. Never rejects. */
   async refreshInfo(): Promise<void> {
-    if (this.transport.connected) await this.publish("info", JSON.stringify(await this.options.info()), true);
+    if (!this.transport.connected) return;
+    try {
+      await this.publish("info", JSON.stringify(await this.options.info()), true);
+    } catch (error) {
+      this.log.error({ err: error }, "bridge info not published");
+    }
   }
 
   async stop(): Promise<void> {
     clearInterval(this.timer);
-    if (this.transport.connected) await this.publish("state", OFFLINE, true);
+    if (this.transport.connected) {
+      const topic = `${this.options.baseTopic}/state`;
+      await this.transport.publishWithin(topic, OFFLINE, { retain: true }, OFFLINE_WAIT_MS);
+    }
     await this.transport.stop();
   }
 
@@ -69,10 +79,15 @@ export class Bridge {
     await this.refreshInfo();
   }
 
+  /** Never rejects: a timer calls it. */
   private async publishHealth(): Promise<void> {
     if (!this.transport.connected) return;
-    const snapshot: GatewaySnapshot = await this.options.snapshot();
-    await this.publish("health", JSON.stringify(snapshot), false);
+    try {
+      const snapshot: GatewaySnapshot = await this.options.snapshot();
+      await this.publish("health", JSON.stringify(snapshot), false);
+    } catch (error) {
+      this.log.warn({ err: error }, "bridge health not published");
+    }
   }
 
   private async handle(topic: string, payload: Buffer): Promise<void> {
@@ -89,9 +104,10 @@ export class Bridge {
         throw new CommandError(`command "${command}" is switched off on this gateway (bridge.allow)`);
       response = { status: "ok", data: await run(asArgs(body), this.options), error: null, transaction };
     } catch (error) {
-      const known = error instanceof CommandError;
-      if (!known) this.log.error({ err: error, command }, "bridge command failed");
-      const message = known ? error.message : "internal error";
+      // The caller's mistake, or a store that is away for now: both worth telling the operator.
+      const told = error instanceof CommandError || error instanceof SessionStoreUnavailable;
+      if (!(error instanceof CommandError)) this.log.error({ err: error, command }, "bridge command failed");
+      const message = told ? error.message : "internal error";
       response = { status: "error", data: null, error: message, transaction };
     }
     await this.publish(`response/${command}`, JSON.stringify(response), false);

@@ -4,6 +4,7 @@ import type Database from "better-sqlite3";
 import { parseStoredRecord } from "./record.js";
 import {
   DELETE_SESSION,
+  SessionStoreUnavailable,
   type SessionChange,
   type SessionKey,
   type SessionStore,
@@ -30,6 +31,9 @@ const MIGRATIONS = [
    CREATE INDEX sessions_by_use ON sessions (used_at);
    CREATE TABLE project_prompts (project TEXT PRIMARY KEY, prompt TEXT NOT NULL) WITHOUT ROWID;`,
 ];
+
+/** SQLite result codes (extended ones start the same) that another try may not meet. */
+const UNAVAILABLE = /^SQLITE_(BUSY|LOCKED|READONLY|IOERR|FULL|CANTOPEN|PERM)/;
 
 type Statement<Params extends unknown[], Result = unknown> = Database.Statement<Params, Result>;
 
@@ -91,7 +95,7 @@ export class SqliteSessionStore implements SessionStore {
   }
 
   async update(key: SessionKey, change: SessionChange): Promise<StoredSession | undefined> {
-    return this.database.update(key, change);
+    return this.call((database) => database.update(key, change));
   }
 
   async peek(key: SessionKey): Promise<StoredSession | undefined> {
@@ -100,24 +104,42 @@ export class SqliteSessionStore implements SessionStore {
   }
 
   async list(project: string): Promise<string[]> {
-    return this.database.list.all(project, this.idleCutoff());
+    return this.call((database) => database.list.all(project, this.idleCutoff()));
   }
 
   async size(): Promise<number> {
-    return this.database.count.get(this.idleCutoff())!;
+    return this.call((database) => database.count.get(this.idleCutoff())!);
   }
 
   async getProjectPrompt(project: string): Promise<string | undefined> {
-    return this.database.getPrompt.get(project);
+    return this.call((database) => database.getPrompt.get(project));
   }
 
   async setProjectPrompt(project: string, prompt: string): Promise<void> {
-    this.database.setPrompt.run(project, prompt);
+    this.call((database) => database.setPrompt.run(project, prompt));
   }
 
   /** Deletes idle sessions; returns how many. Runs on the timer, callable directly. */
   sweep(): number {
     return this.database.sweep.run(this.idleCutoff()).changes;
+  }
+
+  /**
+   * Runs a database operation; the file being locked by another process for longer than the busy
+   * timeout, read-only, full or failing is SessionStoreUnavailable (a retryable error reply).
+   */
+  private call<T>(operation: (database: OpenDatabase) => T): T {
+    const database = this.database;
+    try {
+      return operation(database);
+    } catch (error) {
+      const code = (error as { code?: unknown }).code;
+      if (typeof code !== "string" || !UNAVAILABLE.test(code)) throw error;
+      throw new SessionStoreUnavailable(
+        `session store: SQLite ${this.options.path} failed: ${(error as Error).message}`,
+        { cause: error },
+      );
+    }
   }
 
   private get database(): OpenDatabase {

@@ -9,6 +9,8 @@ import mqtt, {
 import type { MqttSettings } from "../config/schema.js";
 import type { Logger } from "../observability/logger.js";
 import { redactUrl } from "../observability/redact.js";
+import { StartupError, startupFailure, subscriptionRefused } from "./startupErrors.js";
+import { TakeoverBackoff } from "./takeover.js";
 import { tlsClientOptions } from "./tls.js";
 
 export interface LastWill {
@@ -58,6 +60,8 @@ export class MqttTransport {
   readonly clientId: string;
   private client?: MqttClient;
   private readonly log: Logger;
+  /** While start() waits for the first connection: rejects it (stop() called meanwhile). */
+  private abandonStart?: () => void;
 
   constructor(
     private readonly settings: MqttSettings,
@@ -71,7 +75,11 @@ export class MqttTransport {
     return this.client?.connected ?? false;
   }
 
-  /** Connects and resolves once the first subscription is made; reconnects forever after. */
+  /**
+   * Connects and resolves once the first subscription is made; reconnects forever after. Rejects
+   * with a StartupError when the broker refuses llmqtt (credentials, certificate, subscription)
+   * or stop() is called first; an unreachable broker is retried.
+   */
   start(url: string, credentials: { username?: string; password?: string } = this.settings): Promise<void> {
     const { will } = this.options;
     const shownUrl = redactUrl(url);
@@ -109,23 +117,49 @@ export class MqttTransport {
       { url: shownUrl, clientId: this.clientId, clean: this.settings.clean },
       "connecting to MQTT broker",
     );
-    const client = mqtt.connect(url, clientOptions);
+    // A refusal after the first connection (e.g. a password changed on the broker) is retried.
+    const client = mqtt.connect(url, { ...clientOptions, reconnectOnConnackError: true });
     this.client = client;
+    const backoff = new TakeoverBackoff(client, this.settings.reconnectPeriodMs, this.log);
 
     client.handleMessage = (packet, acknowledge) => this.receive(packet, acknowledge);
-    client.on("error", (error) => this.log.warn({ err: error.message, url: shownUrl }, "MQTT error"));
-    client.on("offline", () => this.log.warn({ url: shownUrl }, "MQTT broker unreachable; retrying"));
+    client.on("offline", () => {
+      if (!backoff.lastCloseWasTakeover)
+        this.log.warn({ url: shownUrl }, "MQTT broker unreachable; retrying");
+    });
     client.on("reconnect", () => this.log.debug({ url: shownUrl }, "MQTT reconnecting"));
 
-    return new Promise((resolve) => {
+    return new Promise((resolve, reject) => {
+      let ready = false;
+      // Until the first connection is ready, a failure retrying cannot fix ends the start.
+      const fail = (error: StartupError): void => {
+        this.client = undefined;
+        this.abandonStart = undefined;
+        client.end(true);
+        reject(error);
+      };
+      this.abandonStart = () => fail(new StartupError("stopped before the MQTT broker connection was ready"));
+      client.on("error", (error) => {
+        const fatal = ready ? undefined : startupFailure(error, shownUrl, this.settings.protocolVersion);
+        if (fatal) return fail(fatal);
+        this.log.warn({ err: error.message, url: shownUrl }, "MQTT error");
+      });
       client.on("connect", (connack) => {
         this.disableNagle(client);
         this.log.info({ url: shownUrl, sessionPresent: connack.sessionPresent }, "MQTT connected");
-        void this.subscribe(client).then((ok) => {
-          if (!ok) return;
-          this.options.onReady?.();
-          resolve();
-        });
+        this.subscribe(client).then(
+          () => {
+            this.options.onReady?.();
+            if (ready) return;
+            ready = true;
+            this.abandonStart = undefined;
+            resolve();
+          },
+          (error: Error) => {
+            if (!ready) return fail(subscriptionRefused(error, shownUrl, this.options.subscriptions));
+            this.log.error({ err: error.message, url: shownUrl }, "subscribe failed: no requests arrive");
+          },
+        );
       });
     });
   }
@@ -136,6 +170,14 @@ export class MqttTransport {
    */
   publish(topic: string, payload: string | Buffer, options?: PublishOptions): Promise<boolean> {
     return new Promise((resolve) => this.send(topic, payload, options, resolve));
+  }
+
+  /**
+   * A publish that resolves false when the broker has not acknowledged it within `ms`, for the
+   * last messages of a shutdown: a broker going away at the same moment must not hold it up.
+   */
+  publishWithin(topic: string, payload: string, options: PublishOptions, ms: number): Promise<boolean> {
+    return Promise.race([this.publish(topic, payload, options), delay(ms)]);
   }
 
   /**
@@ -173,11 +215,18 @@ export class MqttTransport {
   }
 
   async stop(): Promise<void> {
+    this.abandonStart?.();
     const client = this.client;
     if (!client) return;
     this.client = undefined;
-    // A graceful end waits for in-flight QoS 1 publishes; a dead broker must not hang shutdown.
-    await Promise.race([client.endAsync(false), delay(3000).then(() => client.endAsync(true))]);
+    // A graceful end waits for in-flight QoS 1 publishes: none can be acknowledged while the
+    // broker is away, and a broker that does not answer must not hang the shutdown either.
+    const ended =
+      client.connected && (await Promise.race([client.endAsync(false).then(() => true), delay(END_WAIT_MS)]));
+    if (!ended) {
+      client.end(true);
+      (client.stream as Partial<Socket> | undefined)?.destroy?.();
+    }
   }
 
   /**
@@ -206,15 +255,9 @@ export class MqttTransport {
     );
   }
 
-  private async subscribe(client: MqttClient): Promise<boolean> {
-    try {
-      await client.subscribeAsync(this.options.subscriptions, { qos: this.settings.qos });
-      this.log.info({ topics: this.options.subscriptions }, "subscribed");
-      return true;
-    } catch (error) {
-      this.log.error({ err: (error as Error).message }, "subscribe failed");
-      return false;
-    }
+  private async subscribe(client: MqttClient): Promise<void> {
+    await client.subscribeAsync(this.options.subscriptions, { qos: this.settings.qos });
+    this.log.info({ topics: this.options.subscriptions }, "subscribed");
   }
 
   /**
@@ -228,6 +271,9 @@ export class MqttTransport {
   }
 }
 
-function delay(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms).unref());
+/** How long a clean end may wait for the broker to acknowledge publishes in flight. */
+const END_WAIT_MS = 3000;
+
+function delay(ms: number): Promise<false> {
+  return new Promise((resolve) => setTimeout(() => resolve(false), ms).unref());
 }

@@ -1,5 +1,8 @@
 import type { LastWill, MqttTransport } from "./mqttTransport.js";
 
+/** How long a clean shutdown waits for the broker to take the retained `offline`. */
+export const OFFLINE_WAIT_MS = 2000;
+
 /**
  * The original gateway's service status (PROTOCOL A7): retained `online` on connect and on a
  * timer, retained `offline` on clean shutdown and, through the last-will, on a lost connection.
@@ -35,9 +38,8 @@ export class StatusReporter {
     clearInterval(this.timer);
     this.timer = undefined;
     if (this.transport.connected) {
-      await this.transport.publish(this.topic, StatusReporter.lastWill(this.topic, this.service).payload, {
-        retain: true,
-      });
+      const { payload } = StatusReporter.lastWill(this.topic, this.service);
+      await this.transport.publishWithin(this.topic, payload, { retain: true }, OFFLINE_WAIT_MS);
     }
   }
 

@@ -8,10 +8,10 @@ import { settingsFromOptions } from "../../src/config/flags.js";
 import { ConfigError, type SettingsInput } from "../../src/config/load.js";
 import type { Settings } from "../../src/config/schema.js";
 import { Gateway } from "../../src/gateway.js";
+import { StartupError } from "../../src/transport/startupErrors.js";
 import { mosquittoAvailable, startMosquitto, type TestBroker } from "../support/brokers.js";
 import { FakeModelServer } from "../support/fakeModelServer.js";
 import { GameClient, type GameClientTls } from "../support/gameClient.js";
-import { captureLogs, type LogCapture } from "../support/logCapture.js";
 import { CLI } from "../support/processes.js";
 import { testSettings } from "../support/settings.js";
 import {
@@ -71,29 +71,15 @@ describe("MQTT over TLS", { skip: NO_OPENSSL }, () => {
     }
   }
 
-  /** The gateway keeps trying but never connects; readiness says so, and the log says why. */
-  async function assertRefused(settings: Settings, problem: RegExp): Promise<void> {
-    const logs = captureLogs("warn");
-    const gateway = new Gateway(settings, { logger: logs.logger });
-    let outcome: "pending" | "connected" | Error = "pending";
-    gateway.start().then(
-      () => (outcome = "connected"),
-      (error: Error) => (outcome = error),
-    );
-    try {
-      await eventually(
-        () => mqttErrors(logs).some((error) => problem.test(error)),
-        10_000,
-        () => logs.text(),
-      );
-      assert.equal(outcome, "pending");
-      const readiness = await fetch(`${gateway.httpUrl}/readyz`);
-      assert.equal(readiness.status, 503);
-      const body = (await readiness.json()) as { checks: { broker: { ok: boolean } } };
-      assert.equal(body.checks.broker.ok, false);
-    } finally {
-      await gateway.stop();
-    }
+  /** The start fails with a StartupError naming the certificate problem and the flag to fix. */
+  async function assertRefused(settings: Settings, problem: RegExp, fix: RegExp): Promise<void> {
+    const gateway = new Gateway(settings);
+    await assert.rejects(gateway.start(), (error: Error) => {
+      assert.ok(error instanceof StartupError, String(error));
+      assert.match(error.message, problem);
+      assert.match(error.message, fix);
+      return true;
+    });
   }
 
   describe("a broker with a certificate (server-authenticated TLS)", { skip: NO_MOSQUITTO }, () => {
@@ -109,8 +95,12 @@ describe("MQTT over TLS", { skip: NO_OPENSSL }, () => {
       await assertTurnAnswered(gateway, broker.url, trustBroker);
     });
 
-    test("trusting an unrelated CA: never connected, not ready, the log names the certificate problem", async () => {
-      await assertRefused(settingsFor(broker.url, { caFile: pki.unrelatedCaFile }), /certificate/);
+    test("trusting an unrelated CA: the start fails naming the certificate problem and --mqtt-ca", async () => {
+      await assertRefused(
+        settingsFor(broker.url, { caFile: pki.unrelatedCaFile }),
+        /certificate/,
+        /--mqtt-ca/,
+      );
     });
 
     test("rejectUnauthorized false connects despite the unrelated CA (for testing only)", async () => {
@@ -126,6 +116,7 @@ describe("MQTT over TLS", { skip: NO_OPENSSL }, () => {
       await assertRefused(
         settingsFor(broker.url, { caFile: pki.caFile, servername: "elsewhere.example" }),
         /elsewhere\.example.*altnames/,
+        /--mqtt-servername/,
       );
     });
   });
@@ -147,6 +138,7 @@ describe("MQTT over TLS", { skip: NO_OPENSSL }, () => {
       await assertRefused(
         settingsFor(broker.url, { caFile: pki.caFile, servername: "elsewhere.example" }),
         /elsewhere\.example.*altnames/,
+        /--mqtt-servername/,
       );
     });
   });
@@ -173,8 +165,12 @@ describe("MQTT over TLS", { skip: NO_OPENSSL }, () => {
       await assertTurnAnswered(gateway, broker.url, clientIdentity);
     });
 
-    test("without one: the broker refuses, the log says a certificate is required", async () => {
-      await assertRefused(settingsFor(broker.url, { caFile: pki.caFile }), /certificate required/);
+    test("without one: the start fails saying a certificate is required", async () => {
+      await assertRefused(
+        settingsFor(broker.url, { caFile: pki.caFile }),
+        /certificate required/,
+        /--mqtt-cert/,
+      );
     });
 
     test("an encrypted key with keyPassphrase: a turn is answered", async () => {
@@ -304,10 +300,3 @@ describe("MQTT over TLS", { skip: NO_OPENSSL }, () => {
     });
   });
 });
-
-function mqttErrors(logs: LogCapture): string[] {
-  return logs
-    .lines()
-    .filter((line) => line.msg === "MQTT error")
-    .map((line) => String(line.err));
-}

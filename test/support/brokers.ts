@@ -94,15 +94,20 @@ export async function startMosquitto(options: MosquittoOptions = {}): Promise<Re
     port: chosen,
     restart: launch,
     get pid() {
-      return child.exitCode === null ? child.pid : undefined;
+      return ended(child) ? undefined : child.pid;
     },
     stop: () =>
       new Promise<void>((resolve) => {
-        if (child.exitCode !== null) return resolve();
+        if (ended(child)) return resolve();
         child.once("exit", () => resolve());
         child.kill("SIGTERM");
       }),
   };
+}
+
+/** Exited by itself or killed by a signal (then its exitCode stays null). */
+export function ended(child: ChildProcess): boolean {
+  return child.exitCode !== null || child.signalCode !== null;
 }
 
 export async function freePort(): Promise<number> {

@@ -1,9 +1,11 @@
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { freePort, waitForPort } from "./brokers.js";
+import { ended, freePort, waitForPort } from "./brokers.js";
 
 export interface TestRedis {
   readonly url: string;
   stop(): Promise<void>;
+  /** Starts it again on the same port (after stop()); its data is gone. */
+  restart(): Promise<void>;
 }
 
 export function redisAvailable(): boolean {
@@ -13,23 +15,28 @@ export function redisAvailable(): boolean {
 /** A throwaway redis-server on a free loopback port: no persistence, nothing on disk. */
 export async function startRedis(): Promise<TestRedis> {
   const port = await freePort();
-  const child: ChildProcess = spawn(
-    "redis-server",
-    ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-    { stdio: ["ignore", "ignore", "pipe"] },
-  );
-  let stderr = "";
-  child.stderr?.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
-  await waitForPort(
-    port,
-    () => child.exitCode !== null,
-    () => stderr,
-  );
+  let child: ChildProcess;
+  const launch = async () => {
+    child = spawn(
+      "redis-server",
+      ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+      { stdio: ["ignore", "ignore", "pipe"] },
+    );
+    let stderr = "";
+    child.stderr?.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
+    await waitForPort(
+      port,
+      () => child.exitCode !== null,
+      () => stderr,
+    );
+  };
+  await launch();
   return {
     url: `redis://127.0.0.1:${port}`,
+    restart: launch,
     stop: () =>
       new Promise<void>((resolve) => {
-        if (child.exitCode !== null) return resolve();
+        if (ended(child)) return resolve();
         child.once("exit", () => resolve());
         child.kill("SIGTERM");
       }),
