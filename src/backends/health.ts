@@ -108,6 +108,7 @@ export class HealthMonitor {
       !this.reported ||
       prev.healthy !== next.healthy ||
       prev.slots !== next.slots ||
+      prev.contextTokens !== next.contextTokens ||
       prev.detail !== next.detail;
     if (!changed) return;
     this.reported = true;

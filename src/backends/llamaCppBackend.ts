@@ -128,7 +128,7 @@ export class LlamaCppBackend implements ModelBackend {
       const sequences = Array.from({ length: this.settings.slots }, () => runtime.context.getSequence());
       this.runtime = runtime;
       this.pool = new SlotPool(sequences);
-      this.state = { healthy: true, slots: this.settings.slots };
+      this.state = { healthy: true, slots: this.settings.slots, contextTokens: runtime.contextSize };
       this.logger.info(
         {
           model: this.settings.modelPath,

@@ -140,9 +140,19 @@ export class BackendPool implements ModelBackend {
   }
 
   health(): BackendHealth {
-    const usable = this.members.filter((m) => this.usable(m));
-    if (usable.length === 0) return { healthy: false, detail: this.unavailableDetail() };
-    return { healthy: true, slots: usable.reduce((sum, m) => sum + this.capacity(m), 0) };
+    let slots = 0;
+    let anyUsable = false;
+    // A turn may go to any member: the smallest context is the one every prompt must fit.
+    let contextTokens: number | undefined;
+    for (const member of this.members) {
+      if (!this.usable(member)) continue;
+      anyUsable = true;
+      slots += this.capacity(member);
+      const context = member.backend.health().contextTokens;
+      if (context !== undefined) contextTokens = Math.min(context, contextTokens ?? context);
+    }
+    if (!anyUsable) return { healthy: false, detail: this.unavailableDetail() };
+    return contextTokens === undefined ? { healthy: true, slots } : { healthy: true, slots, contextTokens };
   }
 
   onHealthChange(listener: (health: Readonly<BackendHealth>) => void): void {
@@ -311,7 +321,12 @@ export class BackendPool implements ModelBackend {
     }
     const next = this.health();
     const prev = this.reported;
-    if (next.healthy !== prev.healthy || next.slots !== prev.slots || next.detail !== prev.detail) {
+    if (
+      next.healthy !== prev.healthy ||
+      next.slots !== prev.slots ||
+      next.contextTokens !== prev.contextTokens ||
+      next.detail !== prev.detail
+    ) {
       this.reported = next;
       for (const listener of this.listeners) listener({ ...next });
     }

@@ -35,20 +35,31 @@ export async function probeServer(target: ProbeTarget, signal: AbortSignal): Pro
       return { healthy: false, detail: `no usable /health or /v1/models (${what}); check --server-url` };
     }
   }
-  return { healthy: true, slots: await readSlots(target, signal) };
+  return { healthy: true, ...(await readProps(target, signal)) };
 }
 
-// /props is llama-server only; anything but a positive total_slots means "unknown", never unhealthy.
-async function readSlots(target: ProbeTarget, signal: AbortSignal): Promise<number | undefined> {
+// /props is llama-server only; a missing or odd value means "unknown", never unhealthy.
+async function readProps(
+  target: ProbeTarget,
+  signal: AbortSignal,
+): Promise<Pick<BackendHealth, "slots" | "contextTokens">> {
   try {
     const res = await get(target, "/props", signal);
-    if (res.status !== 200) return undefined;
-    const props = (await res.json()) as { total_slots?: unknown };
-    const slots = props?.total_slots;
-    return typeof slots === "number" && Number.isInteger(slots) && slots > 0 ? slots : undefined;
+    if (res.status !== 200) return {};
+    const props = (await res.json()) as {
+      total_slots?: unknown;
+      default_generation_settings?: { n_ctx?: unknown };
+    };
+    const slots = positiveInteger(props?.total_slots);
+    const contextTokens = positiveInteger(props?.default_generation_settings?.n_ctx);
+    return { ...(slots ? { slots } : {}), ...(contextTokens ? { contextTokens } : {}) };
   } catch {
-    return undefined;
+    return {};
   }
+}
+
+function positiveInteger(value: unknown): number | undefined {
+  return typeof value === "number" && Number.isInteger(value) && value > 0 ? value : undefined;
 }
 
 async function get(target: ProbeTarget, path: string, signal: AbortSignal): Promise<Response> {

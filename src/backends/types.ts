@@ -118,6 +118,11 @@ export interface BackendHealth {
   healthy: boolean;
   /** Parallel generations the server can run (llama-server `total_slots`), when known. */
   slots?: number;
+  /**
+   * Context tokens of each slot, when known (llama-server `/props` default_generation_settings.n_ctx;
+   * the in-process model's context per sequence): prompt and reply together must fit it.
+   */
+  contextTokens?: number;
   /** Human-readable reason when unhealthy. */
   detail?: string;
 }

@@ -12,7 +12,7 @@ import type { Logger } from "../observability/logger.js";
 import type { TranscriptWriter } from "../observability/transcript.js";
 import { gatewayError } from "../protocol/outbound.js";
 import type { GatewayError, TurnRequest } from "../protocol/types.js";
-import { fitToBudget } from "../sessions/history.js";
+import { fitHistory, type FittedPrompt, type HistoryBudget } from "../sessions/history.js";
 import type { SessionManager } from "../sessions/manager.js";
 import { sessionKeyString } from "../sessions/record.js";
 import type { TokenEstimator } from "../sessions/tokens.js";
@@ -68,13 +68,10 @@ export class TurnRunner {
       const user: ChatMessage = { role: "user", content: hooks.modelInput?.(hookTurn) ?? turn.content };
       // Images go to the model with this turn only; history keeps the text.
       const userWithImages = turn.images?.length ? { ...user, images: turn.images } : user;
-      request = this.buildRequest(
-        turn,
-        started,
-        this.fit(session, userWithImages, this.deps.settings.sessions.maxHistoryTokens),
-        onDelta,
-      );
-      const result = await this.callWithOverflowRetry(request, session, userWithImages);
+      request = this.buildRequest(turn, started, onDelta);
+      const fitted = this.fit(session, userWithImages, this.budget(request.maxTokens, health.contextTokens));
+      request.messages = fitted.messages;
+      const { result, dropped } = await this.callWithOverflowRetry(request, session, userWithImages, fitted);
       const text = hooks.replyText?.(result) ?? result.text;
       const committed = await this.deps.sessions.commitTurn(
         key,
@@ -82,6 +79,7 @@ export class TurnRunner {
         user,
         { role: "assistant", content: text },
         hooks.nextState?.(hookTurn, text),
+        dropped,
       );
       if (!committed) this.log.debug(key, "session cleared or deleted during the turn; reply not stored");
       const latencyMs = this.now() - started;
@@ -101,14 +99,14 @@ export class TurnRunner {
   private buildRequest(
     turn: TurnRequest,
     started: number,
-    messages: readonly Readonly<ChatMessage>[],
     onDelta: ((text: string) => void) | undefined,
   ): ChatRequest {
     const { settings } = this.deps;
     const project = this.deps.projects.get(turn.project);
     const hasTools = project.tools.length > 0;
     return {
-      messages,
+      // Fitted next, to a budget that depends on maxTokens.
+      messages: [],
       temperature: turn.sampling.temperature ?? project.sampling.temperature,
       topP: turn.sampling.topP ?? project.sampling.topP,
       maxTokens: turn.sampling.maxTokens ?? project.sampling.maxTokens,
@@ -122,39 +120,66 @@ export class TurnRunner {
     };
   }
 
-  private fit(session: StoredSession, user: ChatMessage, budget: number): Readonly<ChatMessage>[] {
+  /**
+   * The prompt budget of a turn: the configured one, but never more than the model server's
+   * context per slot less room for the reply, so a long session is trimmed here, cache-stably,
+   * rather than refused by the server and retried.
+   */
+  private budget(maxTokens: number, slotContext: number | undefined): HistoryBudget {
+    const { maxHistoryTokens } = this.deps.settings.sessions;
+    const limit =
+      slotContext === undefined ? maxHistoryTokens : Math.min(maxHistoryTokens, slotContext - maxTokens);
+    return this.withLowWater(limit);
+  }
+
+  private withLowWater(maxTokens: number): HistoryBudget {
+    return { maxTokens, lowWaterTokens: Math.floor(maxTokens * this.deps.settings.sessions.historyLowWater) };
+  }
+
+  private fit(session: StoredSession, user: ChatMessage, budget: HistoryBudget): FittedPrompt {
     const system: ChatMessage | undefined = session.systemPrompt
       ? { role: "system", content: session.systemPrompt }
       : undefined;
-    return fitToBudget(system, session.history, user, budget, this.deps.estimator);
+    return fitHistory(system, session.history, user, budget, this.deps.estimator);
   }
 
   /**
    * PROTOCOL B6: when the server still finds the prompt too long, drop older turns and retry once.
-   * `request.messages` is then the shorter list, the one the answer is for.
+   * `request.messages` is then the shorter list, the one the answer is for; `dropped` says how
+   * many of the oldest history messages it leaves out.
    */
   private async callWithOverflowRetry(
     request: ChatRequest,
     session: StoredSession,
     user: ChatMessage,
-  ): Promise<ChatResult> {
+    fitted: FittedPrompt,
+  ): Promise<{ result: ChatResult; dropped: number }> {
     const { backend, estimator } = this.deps;
     const messages = request.messages;
     try {
-      return this.observe(messages, await backend.chat(request, this.deps.shutdown));
+      return {
+        result: this.observe(messages, await backend.chat(request, this.deps.shutdown)),
+        dropped: fitted.dropped,
+      };
     } catch (error) {
       if (!(error instanceof BackendError) || error.code !== "context_overflow") throw error;
       if (error.promptTokens) estimator.observe(messages, error.promptTokens);
-      const budget = error.contextTokens
-        ? Math.floor(error.contextTokens * OVERFLOW_HEADROOM)
-        : Math.floor(estimator.estimate(messages) / 2);
-      const shorter = this.fit(session, user, budget);
+      // The server counted these very messages: the estimate, scaled to its count, fits its context.
+      const estimated = estimator.estimate(messages);
+      const scale = error.promptTokens ? estimated / error.promptTokens : 1;
+      const limit = error.contextTokens
+        ? Math.floor(error.contextTokens * OVERFLOW_HEADROOM * scale)
+        : Math.floor(estimated / 2);
+      const shorter = this.fit(session, user, this.withLowWater(limit));
+      // Nothing more to leave out: the same prompt would be refused again.
+      if (shorter.dropped <= fitted.dropped) throw error;
       this.log.info(
-        { project: session.project, sessionId: session.sessionId, dropped: messages.length - shorter.length },
+        { project: session.project, sessionId: session.sessionId, dropped: shorter.dropped - fitted.dropped },
         "context exceeded; retrying with fewer turns",
       );
-      request.messages = shorter;
-      return this.observe(shorter, await backend.chat(request, this.deps.shutdown));
+      request.messages = shorter.messages;
+      const result = await backend.chat(request, this.deps.shutdown);
+      return { result: this.observe(shorter.messages, result), dropped: shorter.dropped };
     }
   }
 

@@ -10,9 +10,8 @@ import {
 } from "./types.js";
 
 /**
- * Stored history is cut to this many messages (whole pairs) only as a memory safety net; the
- * prompt budget is applied per request by fitToBudget, so a later larger budget still finds the
- * older turns.
+ * Stored history is cut to this many messages (whole pairs) only as a memory safety net; turns
+ * over the prompt budget are dropped when a turn is committed (fitHistory says which).
  */
 export const MAX_STORED_MESSAGES = 200;
 
@@ -75,6 +74,7 @@ export class SessionManager {
   /**
    * Stores a completed turn (B2): user message and reply together, only if the session still
    * exists at `generation`; a clear or reset since the turn was opened wins and nothing changes.
+   * `dropOldest` history messages (whole pairs the turn's prompt left out) go at the same time.
    */
   commitTurn(
     key: SessionKey,
@@ -82,11 +82,16 @@ export class SessionManager {
     user: ChatMessage,
     assistant: ChatMessage,
     projectState?: ProjectState,
+    dropOldest = 0,
   ): Promise<boolean> {
     return this.changeExisting(key, (record) =>
       record.generation === generation
         ? changedRecord(record, {
-            history: appendTurn(record.history, user, assistant),
+            history: appendTurn(
+              dropOldest > 0 ? record.history.slice(dropOldest) : record.history,
+              user,
+              assistant,
+            ),
             projectState: projectState ?? record.projectState,
             lastActiveAt: this.now(),
           })

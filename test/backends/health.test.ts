@@ -26,11 +26,11 @@ describe("OpenAICompatibleBackend health", () => {
     return backend;
   }
 
-  test("healthy with slots from /props, and never probes with a generation request", async () => {
-    const fake = await fakeServer({ slots: 3 });
+  test("healthy with slots and their context from /props, and never probes with a generation request", async () => {
+    const fake = await fakeServer({ slots: 3, slotContext: 2048 });
     const backend = backendFor(`${fake.url}/v1`);
     await backend.start();
-    assert.deepEqual(backend.health(), { healthy: true, slots: 3 });
+    assert.deepEqual(backend.health(), { healthy: true, slots: 3, contextTokens: 2048 });
     assert.equal(fake.healthChecks, 2);
     assert.equal(fake.requests.length, 0);
   });
@@ -66,11 +66,14 @@ describe("OpenAICompatibleBackend health", () => {
 
     fake.slots = 6;
     await eventually(() => backend.health().slots === 6);
+    fake.slotContext = 1024;
+    await eventually(() => backend.health().contextTokens === 1024);
     assert.deepEqual(
       seen.map((h) => [h.healthy, h.slots]),
       [
         [false, undefined],
         [true, 2],
+        [true, 6],
         [true, 6],
       ],
     );

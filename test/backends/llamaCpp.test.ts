@@ -86,8 +86,8 @@ describe("LlamaCppBackend with a real model", { skip: unavailable ?? false }, ()
   });
   after(() => backend.stop());
 
-  test("is healthy with one slot per sequence once loaded", () => {
-    assert.deepEqual(backend.health(), { healthy: true, slots: 2 });
+  test("is healthy with one slot per sequence, each with its context, once loaded", () => {
+    assert.deepEqual(backend.health(), { healthy: true, slots: 2, contextTokens: 2048 });
     assert.equal(backend.name, "llama.cpp:stories260K-qwen3-chat.gguf");
   });
 

@@ -50,12 +50,12 @@ describe("BackendPool", () => {
     return pool;
   }
 
-  test("is named after its size and sums the capacity of its servers", async () => {
-    const a = await server("A", { slots: 2 });
-    const b = await server("B", { slots: 3 });
+  test("is named after its size, sums the capacity of its servers and fits the smallest context", async () => {
+    const a = await server("A", { slots: 2, slotContext: 4096 });
+    const b = await server("B", { slots: 3, slotContext: 2048 });
     const pool = await poolOf([a.url, b.url]);
     assert.equal(pool.name, "pool(2 servers)");
-    assert.deepEqual(pool.health(), { healthy: true, slots: 5 });
+    assert.deepEqual(pool.health(), { healthy: true, slots: 5, contextTokens: 2048 });
     assert.deepEqual(
       pool.status().map((s) => [s.name, s.healthy, s.coolingDown, s.slots, s.inFlight, s.served, s.failed]),
       [
@@ -84,7 +84,7 @@ describe("BackendPool", () => {
       pool.status().map((s) => s.slots),
       [2, 5, 7],
     );
-    assert.deepEqual(pool.health(), { healthy: true, slots: 14 });
+    assert.deepEqual(pool.health(), { healthy: true, slots: 14, contextTokens: 32_768 });
   });
 
   test("as many calls as slots (what the scheduler sends): none over a server's slots, all servers used", async () => {
@@ -177,7 +177,7 @@ describe("BackendPool", () => {
 
     a.handler = () => ({ text: "A" });
     await eventually(() => !pool.status()[0]!.coolingDown, 5000);
-    assert.deepEqual(pool.health(), { healthy: true, slots: 8 });
+    assert.deepEqual(pool.health(), { healthy: true, slots: 8, contextTokens: 32_768 });
     const texts = new Set<string>();
     for (let i = 0; i < 4; i++) texts.add((await pool.chat(request())).text);
     assert.ok(texts.has("A"), "A serves again");
@@ -203,12 +203,12 @@ describe("BackendPool", () => {
     assert.equal((await pool.chat(request())).text, "B");
     assert.equal(a.requests.length, 1);
     assert.equal(pool.status()[0]!.coolingDown, true);
-    assert.deepEqual(seen, [{ healthy: true, slots: 4 }]);
+    assert.deepEqual(seen, [{ healthy: true, slots: 4, contextTokens: 32_768 }]);
 
     await eventually(() => !pool.status()[0]!.healthy);
     skew = 2000;
     assert.equal(pool.status()[0]!.coolingDown, true, "still out: not healthy yet");
-    assert.deepEqual(pool.health(), { healthy: true, slots: 4 });
+    assert.deepEqual(pool.health(), { healthy: true, slots: 4, contextTokens: 32_768 });
     for (let i = 0; i < 3; i++) assert.equal((await pool.chat(request())).text, "B");
     assert.equal(a.requests.length, 1);
 

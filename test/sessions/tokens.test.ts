@@ -1,7 +1,6 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import type { ChatMessage } from "../../src/backends/types.js";
-import { fitToBudget } from "../../src/sessions/history.js";
 import { TokenEstimator } from "../../src/sessions/tokens.js";
 
 const user = (content: string): ChatMessage => ({ role: "user", content });
@@ -39,43 +38,5 @@ describe("TokenEstimator", () => {
     estimator.observe([user("")], 50); // no text
     estimator.observe(messages, Number.NaN);
     assert.equal(estimator.charsPerToken, before);
-  });
-});
-
-describe("fitToBudget", () => {
-  // One token per character and no overhead, so budgets are easy to read.
-  const estimator = new TokenEstimator({ charsPerToken: 1, perMessageOverhead: 0 });
-  const system: ChatMessage = { role: "system", content: "sys" }; // 3
-  const history = [user("u1"), assistant("a1"), user("u2"), assistant("a2"), user("u3"), assistant("a3")];
-  const next = user("next"); // 4
-
-  test("keeps the newest whole pairs that fit, dropping the oldest first", () => {
-    assert.deepEqual(fitToBudget(system, history, next, 3 + 4 + 8 + 3, estimator), [
-      system,
-      user("u2"),
-      assistant("a2"),
-      user("u3"),
-      assistant("a3"),
-      next,
-    ]);
-    assert.deepEqual(fitToBudget(system, history, next, 3 + 4 + 12, estimator), [system, ...history, next]);
-  });
-
-  test("never keeps half a pair", () => {
-    const messages = fitToBudget(undefined, history, next, 4 + 6, estimator);
-    assert.deepEqual(messages, [user("u3"), assistant("a3"), next]);
-  });
-
-  test("always keeps the system prompt and the new turn", () => {
-    assert.deepEqual(fitToBudget(system, history, next, 0, estimator), [system, next]);
-    assert.deepEqual(fitToBudget(undefined, [], next, 1, estimator), [next]);
-  });
-
-  test("returns a list of its own, never the stored one", () => {
-    const messages = fitToBudget(system, history, next, 1000, estimator);
-    messages.pop();
-    messages.push(next);
-    assert.equal(history.length, 6);
-    assert.notEqual(messages, history);
   });
 });

@@ -62,6 +62,8 @@ export type FakeHandler = (req: RecordedRequest, index: number) => FakeReply | P
 export interface FakeModelServerOptions {
   /** /props total_slots, default 4. */
   slots?: number;
+  /** /props default_generation_settings.n_ctx, the context of each slot; default 32768. */
+  slotContext?: number;
   port?: number;
   handler?: FakeHandler;
   health?: "ok" | "loading" | "absent";
@@ -97,6 +99,7 @@ export class FakeModelServer {
   readonly requests: RecordedRequest[] = [];
   handler: FakeHandler;
   slots: number;
+  slotContext: number;
   health: "ok" | "loading" | "absent";
   healthChecks = 0;
   private active = 0;
@@ -112,6 +115,7 @@ export class FakeModelServer {
   ) {
     this.handler = options.handler ?? (() => ({}));
     this.slots = options.slots ?? 4;
+    this.slotContext = options.slotContext ?? 32_768;
     this.health = options.health ?? "ok";
     this.recordRequests = options.recordRequests ?? true;
   }
@@ -187,7 +191,11 @@ export class FakeModelServer {
       return sendJson(res, 200, { status: "ok" });
     }
     if (path === "/props") {
-      return sendJson(res, 200, { total_slots: this.slots, model_path: `/models/${MODEL_ID}.gguf` });
+      return sendJson(res, 200, {
+        default_generation_settings: { n_ctx: this.slotContext },
+        total_slots: this.slots,
+        model_path: `/models/${MODEL_ID}.gguf`,
+      });
     }
     sendJson(res, 200, { object: "list", data: [{ id: MODEL_ID, object: "model" }] });
   }

@@ -52,6 +52,16 @@ export const SessionSettingsSchema = z.strictObject({
     .default(4096)
     .describe("token budget of system prompt + history + new turn")
     .meta(flag("--max-history-tokens")),
+  historyLowWater: z
+    .number()
+    .gt(0)
+    .max(1)
+    .default(0.5)
+    .describe(
+      "over the token budget, drop a session's oldest turns down to this share of it (0-1); until " +
+        "the next trim each prompt extends the last, so the model server reuses its cache",
+    )
+    .meta(flag("--history-low-water")),
 });
 
 export const SchedulerSettingsSchema = z.strictObject({
