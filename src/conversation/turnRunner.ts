@@ -11,12 +11,14 @@ import type { ProjectCatalog } from "../config/projects.js";
 import type { Logger } from "../observability/logger.js";
 import type { TranscriptWriter } from "../observability/transcript.js";
 import { gatewayError } from "../protocol/outbound.js";
+import type { ReplySchema } from "../protocol/replySchema.js";
 import type { GatewayError, TurnRequest } from "../protocol/types.js";
 import { fitToBudget } from "../sessions/history.js";
 import type { SessionManager } from "../sessions/manager.js";
 import { sessionKeyString } from "../sessions/record.js";
 import type { TokenEstimator } from "../sessions/tokens.js";
 import { SessionStoreUnavailable, type StoredSession } from "../sessions/types.js";
+import { checkedReply, InvalidReply } from "./checkedReply.js";
 
 export type TurnOutcome =
   | { ok: true; text: string; finishReason: string; usage?: TokenUsage; latencyMs: number }
@@ -62,8 +64,13 @@ export class TurnRunner {
       if (!health.healthy) {
         return this.fail(turn, started, "model_unavailable", health.detail);
       }
+      if (turn.responseSchema && this.deps.projects.get(turn.project).tools.length > 0) {
+        const detail = "responseSchema cannot be used on a project whose tools are on";
+        return this.fail(turn, started, "invalid_request", detail);
+      }
       const session = await this.deps.sessions.open(key, turn.systemPrompt);
-      const { hooks } = this.deps.projects.get(turn.project);
+      const { hooks, replySchema } = this.deps.projects.get(turn.project);
+      const schema = turn.responseSchema ?? replySchema;
       const hookTurn = { kind: turn.kind, content: turn.content, state: session.projectState };
       const user: ChatMessage = { role: "user", content: hooks.modelInput?.(hookTurn) ?? turn.content };
       // Images go to the model with this turn only; history keeps the text.
@@ -74,7 +81,8 @@ export class TurnRunner {
         this.fit(session, userWithImages, this.deps.settings.sessions.maxHistoryTokens),
         onDelta,
       );
-      const result = await this.callWithOverflowRetry(request, session, userWithImages);
+      if (schema) request.replySchema = schema;
+      const result = await this.callChecked(schema, request, session, userWithImages);
       const text = hooks.replyText?.(result) ?? result.text;
       const committed = await this.deps.sessions.commitTurn(
         key,
@@ -127,6 +135,27 @@ export class TurnRunner {
       ? { role: "system", content: session.systemPrompt }
       : undefined;
     return fitToBudget(system, session.history, user, budget, this.deps.estimator);
+  }
+
+  /** PROTOCOL C7: with a reply schema, a reply that misses it is asked for once more, unstreamed. */
+  private callChecked(
+    schema: ReplySchema | undefined,
+    request: ChatRequest,
+    session: StoredSession,
+    user: ChatMessage,
+  ): Promise<ChatResult> {
+    const call = () => this.callWithOverflowRetry(request, session, user);
+    if (!schema) return call();
+    const retry = (again: boolean) => {
+      if (again) request.onDelta = undefined;
+      return call();
+    };
+    return checkedReply(schema, retry, (problem) =>
+      this.log.warn(
+        { project: session.project, sessionId: session.sessionId, problem },
+        "reply does not match the response schema; asking once more",
+      ),
+    );
   }
 
   /**
@@ -200,6 +229,7 @@ const BACKEND_TO_GATEWAY: Record<BackendError["code"], GatewayError["code"]> = {
 
 function toGatewayError(error: unknown): GatewayError {
   if (error instanceof SessionStoreUnavailable) return gatewayError("store_unavailable");
+  if (error instanceof InvalidReply) return gatewayError("invalid_reply", error.problem);
   if (!(error instanceof BackendError)) return gatewayError("internal");
   const code = BACKEND_TO_GATEWAY[error.code];
   return gatewayError(code, code === "invalid_request" ? error.message : undefined);
