@@ -64,13 +64,13 @@ export class TurnRunner {
       if (!health.healthy) {
         return this.fail(turn, started, "model_unavailable", health.detail);
       }
-      if (turn.responseSchema && this.deps.projects.get(turn.project).tools.length > 0) {
+      const { hooks, tools, replySchema } = this.deps.projects.get(turn.project);
+      if (turn.responseSchema && tools.length > 0) {
         const detail = "responseSchema cannot be used on a project whose tools are on";
         return this.fail(turn, started, "invalid_request", detail);
       }
-      const session = await this.deps.sessions.open(key, turn.systemPrompt);
-      const { hooks, replySchema } = this.deps.projects.get(turn.project);
       const schema = turn.responseSchema ?? replySchema;
+      const session = await this.deps.sessions.open(key, turn.systemPrompt);
       const hookTurn = { kind: turn.kind, content: turn.content, state: session.projectState };
       const user: ChatMessage = { role: "user", content: hooks.modelInput?.(hookTurn) ?? turn.content };
       // Images go to the model with this turn only; history keeps the text.
