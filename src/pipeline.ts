@@ -4,6 +4,7 @@ import type { Settings } from "./config/schema.js";
 import { ReplyPublisher, type Publisher } from "./conversation/replies.js";
 import { TurnRunner } from "./conversation/turnRunner.js";
 import { MessageDispatcher } from "./dispatcher.js";
+import { RequestSchemas } from "./protocol/replySchema.js";
 import type { Logger } from "./observability/logger.js";
 import type { GatewayMetrics } from "./observability/metrics.js";
 import type { TranscriptWriter } from "./observability/transcript.js";
@@ -43,6 +44,7 @@ export function createPipeline(parts: PipelineParts): MessageDispatcher {
       jsonProjects: projects.jsonProjects,
       limits: settings.limits,
       maxTokensLimit: settings.sampling.maxTokensLimit,
+      replySchemas: new RequestSchemas(settings.limits.maxSchemaBytes),
       warn: (message) => logger.warn(message),
     },
     projects,

@@ -3,6 +3,7 @@ import type { LlamaContextSequence } from "node-llama-cpp";
 import type { Logger } from "pino";
 import { HealthMonitor } from "./health.js";
 import { generate, planTurn } from "./llamaCppGenerate.js";
+import { GrammarCache } from "./llamaCppGrammar.js";
 import {
   defaultModelCacheDir,
   defaultThreads,
@@ -75,6 +76,7 @@ export class LlamaCppBackend implements ModelBackend {
   private state: BackendHealth = { healthy: false, detail: "model not loaded yet" };
   private runtime: LlamaRuntime | undefined;
   private pool: SlotPool<LlamaContextSequence> | undefined;
+  private grammars: GrammarCache | undefined;
   private starting: Promise<void> | undefined;
 
   constructor(
@@ -128,6 +130,7 @@ export class LlamaCppBackend implements ModelBackend {
       const sequences = Array.from({ length: this.settings.slots }, () => runtime.context.getSequence());
       this.runtime = runtime;
       this.pool = new SlotPool(sequences);
+      this.grammars = new GrammarCache(runtime.llama);
       this.state = { healthy: true, slots: this.settings.slots, contextTokens: runtime.contextSize };
       this.logger.info(
         {
@@ -181,6 +184,7 @@ export class LlamaCppBackend implements ModelBackend {
     if (!runtime) return;
     this.runtime = undefined;
     this.pool = undefined;
+    this.grammars = undefined;
     this.state = { healthy: false, detail: "model unloaded" };
     await disposeRuntime(runtime);
   }
@@ -197,7 +201,8 @@ export class LlamaCppBackend implements ModelBackend {
   async chat(request: ChatRequest, signal?: AbortSignal): Promise<ChatResult> {
     const runtime = this.runtime;
     const pool = this.pool;
-    if (!runtime || !pool) {
+    const grammars = this.grammars;
+    if (!runtime || !pool || !grammars) {
       throw new BackendError(
         "unreachable",
         `in-process model ${this.name} is not loaded (${this.state.detail})`,
@@ -207,6 +212,8 @@ export class LlamaCppBackend implements ModelBackend {
     try {
       turn.throwIfCancelledOrTimedOut();
       const plan = planTurn(runtime, request);
+      if (request.replySchema) plan.grammar = await grammars.get(request.replySchema);
+      turn.throwIfCancelledOrTimedOut();
       // Prefer the slot whose cache already holds the longest part of this prompt.
       const sequence = pool.take(
         (candidate) => candidate.compareContextTokens(plan.tokens).firstDifferentIndex,

@@ -5,6 +5,7 @@ import type {
   LLamaChatGenerateResponseOptions,
   LlamaChatResponse,
   LlamaContextSequence,
+  LlamaGrammar,
   Token,
 } from "node-llama-cpp";
 import { stripReasoning } from "./reasoning.js";
@@ -21,6 +22,8 @@ export interface TurnPlan {
   /** The rendered prompt, tokenized: sized against the context, and matched to cached slots. */
   tokens: Token[];
   maxTokens: number;
+  /** Constrains the reply to the request's JSON schema (set by the caller; building one is async). */
+  grammar?: LlamaGrammar;
 }
 
 /** Tokens kept free at the end of the context: llama.cpp needs one, generation wants one more. */
@@ -143,6 +146,8 @@ function generateOptions(
     },
     ...(plan.functions
       ? { functions: plan.functions, documentFunctionParams: true, maxParallelFunctionCalls: 1 }
-      : {}),
+      : plan.grammar
+        ? { grammar: plan.grammar }
+        : {}),
   };
 }

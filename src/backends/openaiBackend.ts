@@ -318,6 +318,10 @@ function toParams(request: ChatRequest, model: string): ExtendedChatParams {
     }));
     if (request.toolChoice) params.tool_choice = request.toolChoice;
   }
+  if (request.replySchema) {
+    const { name, schema, strict } = request.replySchema;
+    params.response_format = { type: "json_schema", json_schema: { name, schema, strict } };
+  }
   return params;
 }
 

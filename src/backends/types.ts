@@ -22,6 +22,21 @@ export interface ToolCall {
   arguments: string;
 }
 
+/**
+ * A reply constrained to JSON (PROTOCOL C7): what a model server needs to constrain its output,
+ * through `response_format` or a grammar.
+ */
+export interface JsonReplySchema {
+  /** Names the schema to the server (OpenAI's `json_schema.name`: letters, digits, `_`, `-`). */
+  name: string;
+  /** A JSON Schema (2020-12) the reply must match; `{"type": "object"}` for any JSON object. */
+  schema: Readonly<Record<string, unknown>>;
+  /** The schema meets OpenAI's strict-mode rules, so such a server may be asked to enforce it exactly. */
+  strict: boolean;
+  /** The schema as JSON text: the key of caches of what is built from it (grammars). */
+  key: string;
+}
+
 export interface SamplingParameters {
   temperature: number;
   topP: number;
@@ -33,6 +48,8 @@ export interface ChatRequest extends SamplingParameters {
   messages: readonly Readonly<ChatMessage>[];
   tools?: ToolDefinition[];
   toolChoice?: "auto" | "required" | "none";
+  /** Constrain the reply to JSON matching this schema; never together with tools. */
+  replySchema?: JsonReplySchema;
   /** Sent as chat_template_kwargs.enable_thinking (llama.cpp, vLLM). */
   enableThinking: boolean;
   /** Absolute epoch milliseconds after which the turn has failed (the per-turn deadline). */

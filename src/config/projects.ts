@@ -2,6 +2,7 @@ import type { SamplingParameters, ToolDefinition } from "../backends/types.js";
 import { NO_HOOKS, type ProjectHooks } from "../projects/hooks.js";
 import { MAZE_ACTIONS, type ToolSet } from "../projects/maze/tools.js";
 import { presetFor } from "../projects/presets.js";
+import { compileReplySchema, SchemaError, type ReplySchema } from "../protocol/replySchema.js";
 import { ConfigError } from "./load.js";
 import type { ProjectSettings, ServerSettings, Settings } from "./schema.js";
 
@@ -21,6 +22,8 @@ export interface Project {
   /** The tools offered to the model on this project's turns; empty = none. */
   tools: ToolDefinition[];
   toolChoice: "auto" | "required";
+  /** Every reply is JSON matching this schema (PROTOCOL C7); never with tools. */
+  replySchema?: ReplySchema;
   /** The project's own behaviour beyond its data (projects/hooks.ts). */
   hooks: ProjectHooks;
 }
@@ -50,6 +53,7 @@ export class ProjectCatalog {
         rateLimitPerMinute: spec.rateLimitPerMinute ?? settings.scheduler.rateLimitPerMinute,
         tools,
         toolChoice: spec.toolChoice ?? "auto",
+        ...replySchema(spec, tools.length > 0, preset.responseSchema),
         // A reply that used the tools is written the tool set's way.
         hooks: tools.length > 0 ? { ...hooks, replyText: toolSet.replyText } : hooks,
       });
@@ -70,6 +74,31 @@ export class ProjectCatalog {
   /** Projects whose replies always use the JSON envelope. */
   get jsonProjects(): ReadonlySet<string> {
     return new Set([...this.projects.values()].filter((p) => p.responseFormat === "json").map((p) => p.name));
+  }
+}
+
+/**
+ * The project's reply schema: its own, else the preset's while its tools are off (a reply that used
+ * the tools is the action JSON of PROTOCOL A9, which no schema describes).
+ */
+function replySchema(
+  spec: ProjectSettings,
+  hasTools: boolean,
+  presetSchema: unknown,
+): { replySchema?: ReplySchema } {
+  const configured = spec.responseSchema ?? (hasTools ? undefined : presetSchema);
+  if (configured === undefined || configured === false) return {};
+  const setting = `projects.${spec.name}.responseSchema`;
+  if (hasTools) {
+    throw new ConfigError(
+      `${setting}: the project's tools are on (mazeTools); a reply is either actions or JSON by a schema`,
+    );
+  }
+  try {
+    return { replySchema: compileReplySchema(`${spec.name}_reply`, configured, "config") };
+  } catch (err) {
+    if (err instanceof SchemaError) throw new ConfigError(`${setting}: ${err.message}`);
+    throw err;
   }
 }
 

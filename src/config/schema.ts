@@ -64,6 +64,13 @@ export const ProjectSettingsSchema = z.strictObject({
   mazeTools: z.union([z.boolean(), z.array(z.string().min(1)).min(1)]).optional(),
   /** `required` makes the model call a tool on every turn (llama.cpp enforces it with a grammar). */
   toolChoice: z.enum(["auto", "required"]).optional(),
+  /**
+   * Every reply is JSON matching this JSON Schema (PROTOCOL C7); "json_object": any JSON object;
+   * false: none, also where the preset has one.
+   */
+  responseSchema: z
+    .union([z.literal("json_object"), z.literal(false), z.record(z.string(), z.unknown())])
+    .optional(),
 });
 
 const ProjectEntrySchema = z.union([

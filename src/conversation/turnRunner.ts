@@ -11,12 +11,14 @@ import type { ProjectCatalog } from "../config/projects.js";
 import type { Logger } from "../observability/logger.js";
 import type { TranscriptWriter } from "../observability/transcript.js";
 import { gatewayError } from "../protocol/outbound.js";
+import type { ReplySchema } from "../protocol/replySchema.js";
 import type { GatewayError, TurnRequest } from "../protocol/types.js";
 import { fitHistory, type FittedPrompt, type HistoryBudget } from "../sessions/history.js";
 import type { SessionManager } from "../sessions/manager.js";
 import { sessionKeyString } from "../sessions/record.js";
 import type { TokenEstimator } from "../sessions/tokens.js";
 import { SessionStoreUnavailable, type StoredSession } from "../sessions/types.js";
+import { checkedReply, InvalidReply } from "./checkedReply.js";
 
 export type TurnOutcome =
   | { ok: true; text: string; finishReason: string; usage?: TokenUsage; latencyMs: number }
@@ -62,16 +64,22 @@ export class TurnRunner {
       if (!health.healthy) {
         return this.fail(turn, started, "model_unavailable", health.detail);
       }
+      const { hooks, tools, replySchema } = this.deps.projects.get(turn.project);
+      if (turn.responseSchema && tools.length > 0) {
+        const detail = "responseSchema cannot be used on a project whose tools are on";
+        return this.fail(turn, started, "invalid_request", detail);
+      }
+      const schema = turn.responseSchema ?? replySchema;
       const session = await this.deps.sessions.open(key, turn.systemPrompt);
-      const { hooks } = this.deps.projects.get(turn.project);
       const hookTurn = { kind: turn.kind, content: turn.content, state: session.projectState };
       const user: ChatMessage = { role: "user", content: hooks.modelInput?.(hookTurn) ?? turn.content };
       // Images go to the model with this turn only; history keeps the text.
       const userWithImages = turn.images?.length ? { ...user, images: turn.images } : user;
       request = this.buildRequest(turn, started, onDelta);
+      if (schema) request.replySchema = schema;
       const fitted = this.fit(session, userWithImages, this.budget(request.maxTokens, health.contextTokens));
       request.messages = fitted.messages;
-      const { result, dropped } = await this.callWithOverflowRetry(request, session, userWithImages, fitted);
+      const { result, dropped } = await this.callChecked(schema, request, session, userWithImages, fitted);
       const text = hooks.replyText?.(result) ?? result.text;
       const committed = await this.deps.sessions.commitTurn(
         key,
@@ -141,6 +149,34 @@ export class TurnRunner {
       ? { role: "system", content: session.systemPrompt }
       : undefined;
     return fitHistory(system, session.history, user, budget, this.deps.estimator);
+  }
+
+  /** PROTOCOL C7: with a reply schema, a reply that misses it is asked for once more, unstreamed. */
+  private async callChecked(
+    schema: ReplySchema | undefined,
+    request: ChatRequest,
+    session: StoredSession,
+    user: ChatMessage,
+    fitted: FittedPrompt,
+  ): Promise<{ result: ChatResult; dropped: number }> {
+    if (!schema) return this.callWithOverflowRetry(request, session, user, fitted);
+    // The prompt of the latest call: after an overflow retry, the shorter one.
+    let sent = fitted;
+    const result = await checkedReply(
+      schema,
+      async (again) => {
+        if (again) request.onDelta = undefined;
+        const call = await this.callWithOverflowRetry(request, session, user, sent);
+        sent = { messages: [...request.messages], dropped: call.dropped };
+        return call.result;
+      },
+      (problem) =>
+        this.log.warn(
+          { project: session.project, sessionId: session.sessionId, problem },
+          "reply does not match the response schema; asking once more",
+        ),
+    );
+    return { result, dropped: sent.dropped };
   }
 
   /**
@@ -225,6 +261,7 @@ const BACKEND_TO_GATEWAY: Record<BackendError["code"], GatewayError["code"]> = {
 
 function toGatewayError(error: unknown): GatewayError {
   if (error instanceof SessionStoreUnavailable) return gatewayError("store_unavailable");
+  if (error instanceof InvalidReply) return gatewayError("invalid_reply", error.problem);
   if (!(error instanceof BackendError)) return gatewayError("internal");
   const code = BACKEND_TO_GATEWAY[error.code];
   return gatewayError(code, code === "invalid_request" ? error.message : undefined);

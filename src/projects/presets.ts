@@ -15,6 +15,8 @@ export interface ProjectPreset {
   sampling?: Partial<SamplingParameters>;
   /** Replies in the JSON envelope (PROTOCOL C1) unless a turn asks otherwise; default "text". */
   responseFormat?: "text" | "json";
+  /** Every reply is JSON matching this schema (PROTOCOL C7), unless the project's tools are on. */
+  responseSchema?: Readonly<Record<string, unknown>>;
   /** Tools the project offers when tools are switched on (`mazeTools`). */
   tools?: ToolSet;
   hooks?: ProjectHooks;
@@ -40,11 +42,27 @@ const GENERAL = `You are a helpful assistant. Answer concisely and accurately; s
 
 const COMPLETION_SERVICE = `You continue text. Reply with only the continuation of the user's text: no preamble, no quotation marks, no explanation.`;
 
+/** The reply MAZE asks for; its clients parse every hint as such an object. */
+const MAZE_HINT = {
+  type: "object",
+  properties: { hint: { type: "string" }, suggestion: { type: "string" } },
+  required: ["hint", "suggestion"],
+  additionalProperties: false,
+};
+
+// Game replies are short, and a cap keeps a model that rambles from holding its slot: the original
+// gateway capped them at 96 or 160 tokens unless a client said otherwise.
 export const PRESETS: Readonly<Record<string, ProjectPreset>> = {
-  maze: { systemPrompt: MAZE, tools: MAZE_ACTIONS, hooks: MAZE_HOOKS },
-  driving: { systemPrompt: DRIVING },
-  bloodcell: { systemPrompt: BLOODCELL },
-  racing: { systemPrompt: RACING },
+  maze: {
+    systemPrompt: MAZE,
+    sampling: { maxTokens: 160 },
+    responseSchema: MAZE_HINT,
+    tools: MAZE_ACTIONS,
+    hooks: MAZE_HOOKS,
+  },
+  driving: { systemPrompt: DRIVING, sampling: { maxTokens: 160 } },
+  bloodcell: { systemPrompt: BLOODCELL, sampling: { maxTokens: 96 } },
+  racing: { systemPrompt: RACING, sampling: { maxTokens: 96 } },
   prompt_portal: { systemPrompt: PROMPT_PORTAL },
   general: { systemPrompt: GENERAL },
   completion_service: { systemPrompt: COMPLETION_SERVICE },

@@ -185,6 +185,8 @@ function objectTurn(
   }
   if (!images.ok) return fail("invalid_request", images.problem);
   if (!responseFormat.ok) return fail("invalid_request", responseFormat.problem);
+  const responseSchema = ctx.replySchemas.read(obj.responseSchema);
+  if (!responseSchema.ok) return fail("invalid_request", responseSchema.problem);
   const stream = readStream(obj.stream);
   if (!stream.ok) return fail("invalid_request", stream.problem);
   if (stream.value === true && Buffer.byteLength(streamTopic(about.reply.topic), "utf8") > MAX_TOPIC_BYTES) {
@@ -200,6 +202,7 @@ function objectTurn(
   if (stream.value !== undefined) turn.stream = stream.value;
   if (responseFormat.value !== undefined) turn.responseFormat = responseFormat.value;
   if (images.value !== undefined) turn.images = images.value;
+  if (responseSchema.value !== undefined) turn.responseSchema = responseSchema.value;
   return { type: "turn", turn };
 }
 

@@ -15,6 +15,7 @@ export const ERROR_TEXT: Readonly<Record<ErrorCode, string>> = {
   context_overflow:
     "The conversation is too long for the model's context. Clear the history or send a shorter message.",
   model_error: "The model server could not answer this request.",
+  invalid_reply: "The model's reply did not match the required JSON schema, twice.",
   shutting_down: "The server is shutting down. Please retry in a moment.",
   store_unavailable: "The gateway cannot reach its session store right now. Please try again shortly.",
   internal: "Something went wrong inside the gateway. Please try again.",
@@ -30,6 +31,8 @@ export const RETRYABLE: Readonly<Record<ErrorCode, boolean>> = {
   timeout: true,
   context_overflow: false,
   model_error: false,
+  // llmqtt has already asked twice; a server that ignores the schema will not do better.
+  invalid_reply: false,
   shutting_down: true,
   store_unavailable: true,
   internal: false,

@@ -2,6 +2,7 @@
 
 import { isJsonObject } from "./coerce.js";
 import { gatewayError } from "./outbound.js";
+import type { RequestSchemas } from "./replySchema.js";
 import type { ErrorCode, InboundIntent, ReplyTarget } from "./types.js";
 
 export interface InboundContext {
@@ -14,6 +15,8 @@ export interface InboundContext {
    * `"responseFormat": "text"`; absent means none.
    */
   jsonProjects?: ReadonlySet<string>;
+  /** Checks and compiles a turn's `"responseSchema"` (C7). */
+  replySchemas: RequestSchemas;
   /** Receives problems that do not stop the message (an ignored replyTopic, ...), for the log. */
   warn?: (message: string) => void;
 }

@@ -1,4 +1,5 @@
 import type { SamplingParameters } from "../backends/types.js";
+import type { ReplySchema } from "./replySchema.js";
 
 /** How error replies and notices are written on a reply topic (PROTOCOL A8). */
 export type ReplyFormat =
@@ -52,6 +53,8 @@ export interface TurnRequest {
   responseFormat?: ResponseFormat;
   /** Images for the user turn (C4): `data:image/...;base64,...` or `http(s)://` URLs, never empty. */
   images?: string[];
+  /** `"responseSchema"` as sent, compiled (C7): the reply must be JSON matching it. */
+  responseSchema?: ReplySchema;
 }
 
 export type ErrorCode =
@@ -63,6 +66,7 @@ export type ErrorCode =
   | "timeout"
   | "context_overflow"
   | "model_error"
+  | "invalid_reply"
   | "shutting_down"
   | "store_unavailable"
   | "internal";

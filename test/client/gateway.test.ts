@@ -154,14 +154,15 @@ for (const setup of SETUPS) {
     });
 
     test("a maze state gets its hint on maze/hint", async () => {
-      running.model.handler = () => ({ text: "Go right, then down." });
+      const hint = '{"hint": "Go right, then down.", "suggestion": "right"}';
+      running.model.handler = () => ({ text: hint });
       const reply = await client.askState(
         "maze",
         { player_pos: { x: 1, y: 1 }, exit_pos: { x: 4, y: 4 }, visible_map: [] },
         { sessionId: "player-1" },
       );
       assert.match(reply.topic, /^maze\/hint\/player-1\//);
-      assert.equal(reply.text, "Go right, then down.");
+      assert.equal(reply.text, hint);
       assert.match(lastMessages().at(-1)?.content ?? "", /^\{"player_pos": \[1, 1\], "exit_pos": \[4, 4\]/);
     });
 

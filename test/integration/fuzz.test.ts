@@ -11,6 +11,7 @@ import fc from "fast-check";
 
 import type { Gateway } from "../../src/gateway.js";
 import { parseInbound, type InboundContext } from "../../src/protocol/inbound.js";
+import { RequestSchemas } from "../../src/protocol/replySchema.js";
 import type { InboundIntent } from "../../src/protocol/types.js";
 import type { TestBroker } from "../support/brokers.js";
 import { GameClient, type ReceivedMessage } from "../support/gameClient.js";
@@ -265,6 +266,7 @@ for (const kind of BROKERS) {
         jsonProjects: gateway.projects.jsonProjects,
         limits: gateway.settings.limits,
         maxTokensLimit: gateway.settings.sampling.maxTokensLimit,
+        replySchemas: new RequestSchemas(gateway.settings.limits.maxSchemaBytes),
       };
       const intents = fuzzCases.map(({ topic, payload }) => parseInbound(topic, payload, ctx));
       assert.ok(

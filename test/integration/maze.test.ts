@@ -5,6 +5,9 @@ import { startRig, type Rig } from "../support/harness.js";
 
 type Message = { role: string; content: string };
 
+/** A reply the maze's default schema (PROTOCOL C7) accepts. */
+const hint = (text: string) => JSON.stringify({ hint: text, suggestion: "go up" });
+
 const snapshot = (sessionId: string, x: number) => ({
   sessionId,
   player_pos: { x, y: 1 },
@@ -48,7 +51,7 @@ describe("maze game flow", () => {
 
   test("a repeated snapshot carries the stuck context", async () => {
     rig.model.resetStats();
-    rig.model.handler = () => ({ text: "same hint" });
+    rig.model.handler = () => ({ text: hint("same hint") });
     await rig.game.publish("maze/state", snapshot("m2", 4));
     await rig.game.next("maze/hint/m2");
     await rig.game.publish("maze/state", snapshot("m2", 4));
@@ -65,7 +68,7 @@ describe("maze game flow", () => {
 
   test("snapshots waiting behind a running one coalesce: the latest wins", async () => {
     rig.model.resetStats();
-    rig.model.handler = () => ({ text: "hint", delayMs: 150 });
+    rig.model.handler = () => ({ text: hint("hint"), delayMs: 150 });
     for (let x = 10; x < 15; x++) await rig.game.publish("maze/state", snapshot("m3", x));
     await rig.game.next("maze/hint/m3");
     await rig.game.next("maze/hint/m3");
@@ -77,7 +80,7 @@ describe("maze game flow", () => {
 
   test("chat turns and snapshots with the same sessionId share one session", async () => {
     rig.model.resetStats();
-    rig.model.handler = () => ({ text: "shared" });
+    rig.model.handler = () => ({ text: hint("shared") });
     await rig.game.publish("maze/state", snapshot("m4", 1));
     await rig.game.next("maze/hint/m4");
     await rig.game.publish("maze/user_input", { sessionId: "m4", message: "where now?" });
@@ -97,7 +100,7 @@ describe("maze game flow", () => {
   });
 
   test("a global template reset gives every session the new prompt and clears history", async () => {
-    rig.model.handler = () => ({ text: "g" });
+    rig.model.handler = () => ({ text: hint("g") });
     await rig.game.publish("maze/state", snapshot("m6", 1));
     await rig.game.next("maze/hint/m6");
     await rig.game.publish("maze/template", { template: "New maze rules.", reset: true });
@@ -153,5 +156,6 @@ describe("maze tools", () => {
     assert.deepEqual(action, { hint: "Break through!", break_wall: [3, 4], speed_boost_ms: 1500 });
     const tools = rig.model.requests[0]?.body.tools as { function: { name: string } }[];
     assert.ok(tools.some((tool) => tool.function.name === "break_wall"));
+    assert.equal(rig.model.requests[0]?.body.response_format, undefined, "actions, not the hint schema");
   });
 });

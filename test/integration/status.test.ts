@@ -65,7 +65,12 @@ describe("service status (PROTOCOL A7)", () => {
 describe("llmqtt serve as a process", () => {
   test("configured by environment, answers a turn, exits 0 on SIGTERM with offline published", async () => {
     const broker = await startAedes();
-    const model = await FakeModelServer.start();
+    // A hint as the maze's reply schema wants it, made of the user turn the snapshot became.
+    const model = await FakeModelServer.start({
+      handler: (request) => ({
+        text: JSON.stringify({ hint: request.body.messages.at(-1).content, suggestion: "up" }),
+      }),
+    });
     const game = await GameClient.connect(broker.url, ["maze/status", "maze/hint/#"]);
     const child = spawn(process.execPath, [CLI, "--projects", "maze", "--server_url", `${model.url}/v1`], {
       env: {
@@ -83,7 +88,8 @@ describe("llmqtt serve as a process", () => {
     try {
       assert.equal(JSON.parse((await game.next("maze/status")).text).status, "online");
       await game.publish("maze/state", { sessionId: "proc", player_pos: [1, 2] });
-      assert.match((await game.next("maze/hint/proc")).text, /^reply to: \{"player_pos": \[1, 2\]/);
+      const hint = JSON.parse((await game.next("maze/hint/proc")).text) as { hint: string };
+      assert.match(hint.hint, /^\{"player_pos": \[1, 2\]/);
 
       const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
       child.kill("SIGTERM");

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 
 import { parseInbound, type InboundContext, type Mqtt5Request } from "../../src/protocol/inbound.js";
+import { RequestSchemas } from "../../src/protocol/replySchema.js";
 import type { InboundIntent, TurnRequest } from "../../src/protocol/types.js";
 
 export const DEFAULT_ID = /^default-[0-9a-f]{8}$/;
@@ -13,6 +14,7 @@ export function makeContext(
     projects: new Set(["maze", "general", "prompt_portal"]),
     limits: { maxPayloadBytes: 1024, maxMessageChars: 50 },
     maxTokensLimit: 4096,
+    replySchemas: new RequestSchemas(2048),
     warn: (message) => warnings.push(message),
     ...overrides,
     warnings,

@@ -26,6 +26,7 @@ describe("errorMessage", () => {
       "timeout",
       "context_overflow",
       "model_error",
+      "invalid_reply",
       "shutting_down",
       "store_unavailable",
       "internal",

@@ -85,6 +85,10 @@ export const ShutdownSettingsSchema = z.strictObject({
 export const LimitSettingsSchema = z.strictObject({
   maxPayloadBytes: positiveInt.default(262_144).describe("largest payload").meta(flag("--max-payload-bytes")),
   maxMessageChars: positiveInt.default(32_000).describe("longest message").meta(flag("--max-message-chars")),
+  maxSchemaBytes: positiveInt
+    .default(16_384)
+    .describe("largest responseSchema a request may carry, in bytes of JSON")
+    .meta(flag("--max-schema-bytes")),
 });
 
 /** The bridge's request/response commands (PROTOCOL C5), each of which bridge.allow may leave out. */
