@@ -21,17 +21,20 @@ export function timingsOf(body: object): ServerTimings | undefined {
 /**
  * Token usage from what the server reported. The cached count is OpenAI's
  * `usage.prompt_tokens_details.cached_tokens` (llama-server, vLLM, OpenAI), else llama-server's
- * `timings.cache_n`; without `usage`, `timings` alone gives all three counts. Undefined when the
- * server reported neither.
+ * `timings.cache_n`; without a usable `usage`, `timings` alone gives all three counts. Undefined
+ * when the server reported neither; counts that are not whole numbers are never passed on, as they
+ * would spoil every total they are added to.
  */
 export function readUsage(
   usage: CompletionUsage | null | undefined,
   timings: ServerTimings | undefined,
 ): TokenUsage | undefined {
   const cacheN = count(timings?.cache_n);
-  if (usage) {
-    const counts = { promptTokens: usage.prompt_tokens, completionTokens: usage.completion_tokens };
-    return withCached(counts, count(usage.prompt_tokens_details?.cached_tokens) ?? cacheN);
+  const promptTokens = count(usage?.prompt_tokens);
+  const completionTokens = count(usage?.completion_tokens);
+  if (promptTokens !== undefined && completionTokens !== undefined) {
+    const cached = count(usage?.prompt_tokens_details?.cached_tokens) ?? cacheN;
+    return withCached({ promptTokens, completionTokens }, cached);
   }
   const promptN = count(timings?.prompt_n);
   const predictedN = count(timings?.predicted_n);

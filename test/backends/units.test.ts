@@ -186,5 +186,12 @@ describe("readUsage", () => {
     assert.equal(readUsage(usage, { cache_n: -1 })?.cachedTokens, undefined);
     assert.equal(readUsage(usage, { cache_n: 2.5 })?.cachedTokens, undefined);
     assert.equal(readUsage(usage, { cache_n: 500 })?.cachedTokens, 77);
+    const broken = { completion_tokens: 8 } as unknown as typeof usage;
+    assert.equal(readUsage(broken, undefined), undefined);
+    assert.deepEqual(readUsage(broken, { prompt_n: 7, cache_n: 70, predicted_n: 8 }), {
+      promptTokens: 77,
+      completionTokens: 8,
+      cachedTokens: 70,
+    });
   });
 });
