@@ -184,6 +184,7 @@ export class MessageDispatcher {
           outcome: "ok",
           promptTokens: usage?.promptTokens,
           completionTokens: usage?.completionTokens,
+          cachedTokens: usage?.cachedTokens,
           finishReason,
         },
         "turn answered",

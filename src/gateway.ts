@@ -319,6 +319,7 @@ export class Gateway {
       sessions: { total: await this.sessions.count(), byProject },
       projects: this.projects.names,
       recentTurns: this.metrics.recent.list(),
+      promptCache: this.metrics.promptCache.byProject(),
     };
   }
 

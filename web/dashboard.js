@@ -131,6 +131,47 @@ function renderSessions(sessions) {
   );
 }
 
+function percent(part, whole) {
+  return whole === 0 ? "–" : `${Math.round((part / whole) * 100)} %`;
+}
+
+/** Per project, the share of prompt tokens the model server reused from its cache. */
+function renderPromptCache(byProject) {
+  const rows = Object.entries(byProject ?? {}).map(([project, t]) => ({
+    project,
+    cached: t.cachedTokens,
+    prompt: t.cachedTokens + t.evaluatedTokens,
+  }));
+  const cached = rows.reduce((sum, row) => sum + row.cached, 0);
+  const prompt = rows.reduce((sum, row) => sum + row.prompt, 0);
+  $("cache-summary").textContent = prompt
+    ? `· ${percent(cached, prompt)} of ${prompt} prompt tokens reused`
+    : "";
+  if (rows.length === 0) {
+    $("prompt-cache").replaceChildren(
+      el("p", { class: "muted" }, "No model server has reported its prompt cache yet."),
+    );
+    return;
+  }
+  rows.sort((a, b) => b.prompt - a.prompt);
+  $("prompt-cache").replaceChildren(
+    ...rows.map((row) => {
+      const share = row.prompt ? (row.cached / row.prompt) * 100 : 0;
+      return el(
+        "div",
+        {
+          class: "bar-row",
+          "data-cache-project": row.project,
+          title: `${row.cached} of ${row.prompt} prompt tokens reused, ${row.prompt - row.cached} evaluated`,
+        },
+        el("span", { class: "mono" }, row.project),
+        el("span", { class: "bar" }, el("i", { style: `width: ${share}%` })),
+        el("span", {}, percent(row.cached, row.prompt)),
+      );
+    }),
+  );
+}
+
 function render(status) {
   $("version").textContent = status.version;
   $("uptime").textContent = duration(status.uptimeSec);
@@ -152,6 +193,7 @@ function render(status) {
   renderServers(status.servers);
   renderLatency(status.recentTurns);
   renderSessions(status.sessions);
+  renderPromptCache(status.promptCache);
 }
 
 async function poll() {

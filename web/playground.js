@@ -105,7 +105,9 @@ function finish(turn, { reply, error }) {
     const parts = [`${(reply.latencyMs / 1000).toFixed(1)} s`];
     if (reply.finishReason) parts.push(reply.finishReason);
     if (reply.usage) {
-      parts.push(`${reply.usage.promptTokens} prompt + ${reply.usage.completionTokens} reply tokens`);
+      const { promptTokens, completionTokens, cachedTokens } = reply.usage;
+      const cached = cachedTokens === undefined ? "" : ` (${cachedTokens} cached)`;
+      parts.push(`${promptTokens} prompt${cached} + ${completionTokens} reply tokens`);
     }
     turn.bubble.append(el("span", { class: "info" }, parts.join(" · ")));
   }

@@ -12,7 +12,7 @@ import { stripReasoning } from "./reasoning.js";
 import { finishReason, requireFunctionCall, toChatFunctions, toChatHistory } from "./llamaCppRequest.js";
 import { errorText, type LlamaRuntime } from "./llamaCppRuntime.js";
 import type { TurnControl } from "./llamaCppTurn.js";
-import { BackendError, type ChatRequest, type ChatResult, type ToolCall } from "./types.js";
+import { BackendError, type ChatRequest, type ChatResult, type TokenUsage, type ToolCall } from "./types.js";
 
 /** One chat call, rendered and measured before it takes a slot. */
 export interface TurnPlan {
@@ -106,11 +106,27 @@ export async function generate(
     text: stripReasoning(response.response),
     toolCalls,
     finishReason: finishReason(stopReason, toolCalls.length),
-    usage: {
-      promptTokens: plan.tokens.length,
-      completionTokens: sequence.tokenMeter.diff(meter).usedOutputTokens,
-    },
+    usage: measuredUsage(sequence, sequence.tokenMeter.diff(meter)),
   };
+}
+
+/**
+ * What one call on `sequence` cost, read from the sequence after it: the tokens it holds that this
+ * call did not decode were reused from its cache. The meter counts every token decoded (prompt and
+ * generated); the last sampled token is never decoded, so the sequence ends with the prompt and
+ * one generated token fewer than were sampled. The prompt counted so includes what the chat
+ * template appends to start the answer, as llama-server's count does.
+ */
+function measuredUsage(
+  sequence: LlamaContextSequence,
+  used: { usedInputTokens: number; usedOutputTokens: number },
+): TokenUsage {
+  const held = sequence.nextTokenIndex;
+  const completionTokens = used.usedOutputTokens;
+  const promptTokens = Math.max(0, held - Math.max(0, completionTokens - 1));
+  const decoded = used.usedInputTokens + used.usedOutputTokens;
+  const cachedTokens = Math.min(promptTokens, Math.max(0, held - decoded));
+  return { promptTokens, completionTokens, cachedTokens };
 }
 
 function generateOptions(

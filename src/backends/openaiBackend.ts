@@ -26,9 +26,9 @@ import {
   type ChatRequest,
   type ChatResult,
   type ModelBackend,
-  type TokenUsage,
   type ToolCall,
 } from "./types.js";
+import { readUsage, timingsOf, type ServerTimings } from "./usage.js";
 
 export interface OpenAIBackendOptions {
   /** Replaces undici's fetch for chat requests and probes (tests, proxies). */
@@ -250,16 +250,13 @@ class DeliveredFailure extends Error {
 class StreamAssembler {
   private readonly calls: ToolCall[] = [];
   private finishReason: string | undefined;
-  private usage: TokenUsage | undefined;
+  private usage: ChatCompletionChunk["usage"];
+  private timings: ServerTimings | undefined;
 
   /** Takes in one chunk and returns its visible-content piece (maybe with reasoning tags). */
   add(chunk: ChatCompletionChunk): string {
-    if (chunk.usage) {
-      this.usage = {
-        promptTokens: chunk.usage.prompt_tokens,
-        completionTokens: chunk.usage.completion_tokens,
-      };
-    }
+    if (chunk.usage) this.usage = chunk.usage;
+    this.timings = timingsOf(chunk) ?? this.timings;
     const choice = chunk.choices?.[0];
     if (!choice) return "";
     if (choice.finish_reason) this.finishReason = choice.finish_reason;
@@ -279,10 +276,11 @@ class StreamAssembler {
     if (!this.finishReason) {
       throw new BackendError("server_error", `model server at ${server} ended the stream early`);
     }
+    const usage = readUsage(this.usage, this.timings);
     return {
       toolCalls: this.calls.filter((call) => call !== undefined),
       finishReason: this.finishReason,
-      ...(this.usage ? { usage: this.usage } : {}),
+      ...(usage ? { usage } : {}),
     };
   }
 }
@@ -333,9 +331,7 @@ function toResult(completion: ChatCompletion, server: string): ChatResult {
     if (call.type === "function")
       toolCalls.push({ name: call.function.name, arguments: call.function.arguments });
   }
-  const usage = completion.usage
-    ? { promptTokens: completion.usage.prompt_tokens, completionTokens: completion.usage.completion_tokens }
-    : undefined;
+  const usage = readUsage(completion.usage, timingsOf(completion));
   return {
     text: stripReasoning(choice.message.content ?? ""),
     toolCalls,

@@ -67,8 +67,14 @@ export interface ChatRequest extends SamplingParameters {
 }
 
 export interface TokenUsage {
+  /** The whole prompt, whether evaluated for this call or reused from the server's cache. */
   promptTokens: number;
   completionTokens: number;
+  /**
+   * Prompt tokens the server reused from its prompt cache instead of evaluating them again;
+   * undefined when the server does not say. The rest of the prompt was evaluated.
+   */
+  cachedTokens?: number;
 }
 
 export interface ChatResult {

@@ -8,6 +8,8 @@ import { LlmqttError, type LlmqttErrorCode } from "./errors.js";
 export interface Usage {
   promptTokens: number;
   completionTokens: number;
+  /** Prompt tokens the model server reused from its cache, when it says. */
+  cachedTokens?: number;
 }
 
 /** The answer to one request. */
@@ -111,9 +113,11 @@ function readError(error: Record<string, unknown>, requestId: string): LlmqttErr
 
 function readUsage(value: unknown): Usage | undefined {
   if (!isObject(value)) return undefined;
-  const { promptTokens, completionTokens } = value;
+  const { promptTokens, completionTokens, cachedTokens } = value;
   if (typeof promptTokens !== "number" || typeof completionTokens !== "number") return undefined;
-  return { promptTokens, completionTokens };
+  return typeof cachedTokens === "number"
+    ? { promptTokens, completionTokens, cachedTokens }
+    : { promptTokens, completionTokens };
 }
 
 function parseObject(payload: string): Record<string, unknown> | undefined {

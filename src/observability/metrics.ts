@@ -1,5 +1,6 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
 import type { TokenUsage } from "../backends/types.js";
+import { PromptCacheStats } from "./promptCache.js";
 import { RecentTurns } from "./snapshot.js";
 
 /** One model server as the metrics see it (the backend pool reports these). */
@@ -59,6 +60,7 @@ export class GatewayMetrics {
   readonly registry = new Registry();
   readonly totals = { received: 0, processed: 0, errors: 0, rejected: 0, coalesced: 0 };
   readonly recent = new RecentTurns();
+  readonly promptCache = new PromptCacheStats(this.registry);
   private latencySumMs = 0;
   private latencyCount = 0;
 
@@ -212,6 +214,7 @@ export class GatewayMetrics {
     if (usage) {
       this.tokens.of(project, "prompt").inc(tokenCount(usage.promptTokens));
       this.tokens.of(project, "completion").inc(tokenCount(usage.completionTokens));
+      this.promptCache.record(project, usage);
     }
   }
 

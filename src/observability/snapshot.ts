@@ -1,4 +1,5 @@
 import type { ServerStatus } from "./metrics.js";
+import type { PromptCacheTotals } from "./promptCache.js";
 
 /** What the dashboard shows and the bridge publishes: the gateway at one moment. */
 export interface GatewaySnapshot {
@@ -13,6 +14,8 @@ export interface GatewaySnapshot {
   projects: string[];
   /** The latest turns, oldest first: when they finished (epoch ms), how long they took, success. */
   recentTurns: { at: number; latencyMs: number; ok: boolean; project: string }[];
+  /** Prompt tokens evaluated and reused from the server's cache, by project (servers that report it). */
+  promptCache: Record<string, PromptCacheTotals>;
 }
 
 /** A bounded record of the latest turns, for charts; older entries fall off. */

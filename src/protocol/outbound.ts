@@ -108,11 +108,16 @@ export function errorJson(error: GatewayError): { code: string; message: string;
   return { code: error.code, message: error.message, retryable: error.retryable };
 }
 
-/** Token usage as written in the envelope and stream chunks; null when the server reported none. */
+/**
+ * Token usage as written in the envelope and stream chunks; null when the server reported none.
+ * `cachedTokens` (prompt tokens reused from the server's cache) only when the server reported it.
+ */
 export function usageJson(usage: TokenUsage | undefined): TokenUsage | null {
-  return usage === undefined
-    ? null
-    : { promptTokens: usage.promptTokens, completionTokens: usage.completionTokens };
+  if (usage === undefined) return null;
+  const { promptTokens, completionTokens, cachedTokens } = usage;
+  return cachedTokens === undefined
+    ? { promptTokens, completionTokens }
+    : { promptTokens, completionTokens, cachedTokens };
 }
 
 /**

@@ -178,6 +178,42 @@ function assertOneToolCall(toolCalls: { name: string; arguments: string }[]): vo
   else assert.deepEqual(args, {});
 }
 
+describe("LlamaCppBackend prompt cache accounting", { skip: unavailable ?? false }, () => {
+  test("reports the prompt tokens a slot reused, as llama-server does", async () => {
+    const backend = backendFor({ slots: 1 });
+    await backend.start();
+    try {
+      const first = await backend.chat(chatRequest({ maxTokens: 8 }));
+      assert.equal(first.usage?.cachedTokens, 0, "a fresh slot has nothing cached");
+      // The same prompt again: everything is reused but the last token, which must be evaluated
+      // again to sample from (llama-server reports the same, e.g. cache_n 76 of 77).
+      const again = await backend.chat(chatRequest({ maxTokens: 8, onDelta: () => {} }));
+      assert.equal(again.usage?.promptTokens, first.usage?.promptTokens);
+      assert.equal(again.usage?.cachedTokens, again.usage!.promptTokens - 1);
+      assert.equal(again.usage?.completionTokens, 8);
+      // The next turn of the conversation reuses the system prompt and the first question.
+      const next = await backend.chat(
+        chatRequest({
+          maxTokens: 8,
+          messages: [
+            ...chatRequest().messages,
+            { role: "assistant", content: again.text },
+            { role: "user", content: "And then?" },
+          ],
+        }),
+      );
+      const { promptTokens, cachedTokens = 0 } = next.usage!;
+      assert.ok(promptTokens > first.usage!.promptTokens, `prompt ${promptTokens}`);
+      assert.ok(
+        cachedTokens > 30 && cachedTokens < promptTokens,
+        `cached ${cachedTokens} of ${promptTokens}`,
+      );
+    } finally {
+      await backend.stop();
+    }
+  });
+});
+
 describe("LlamaCppBackend limits and failures", { skip: unavailable ?? false }, () => {
   test("a prompt longer than the context is refused with both sizes", async () => {
     const backend = backendFor({ contextSize: 256 });

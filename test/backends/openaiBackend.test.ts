@@ -80,6 +80,20 @@ describe("OpenAICompatibleBackend.chat", () => {
     });
   });
 
+  test("reads the prompt tokens the server reused from usage or from llama-server's timings", async () => {
+    const usage = { prompt_tokens: 300, completion_tokens: 7 };
+    const cachedBy = async (reportIn?: "usage" | "timings") => {
+      fake.handler = () => ({ usage, cache: { cachedTokens: 280, ...(reportIn ? { reportIn } : {}) } });
+      return (await backend.chat(request())).usage;
+    };
+    const expected = { promptTokens: 300, completionTokens: 7, cachedTokens: 280 };
+    assert.deepEqual(await cachedBy(), expected);
+    assert.deepEqual(await cachedBy("usage"), expected);
+    assert.deepEqual(await cachedBy("timings"), expected);
+    fake.handler = () => ({ usage });
+    assert.deepEqual((await backend.chat(request())).usage, { promptTokens: 300, completionTokens: 7 });
+  });
+
   test("never returns reasoning: reasoning_content is dropped and <think> blocks stripped", async () => {
     fake.handler = () => ({ text: "The exit is north.", reasoning: "secret plan" });
     assert.equal((await backend.chat(request())).text, "The exit is north.");

@@ -109,6 +109,15 @@ describe("OpenAICompatibleBackend streaming", () => {
     });
   });
 
+  test("reads the cached prompt tokens from the usage chunk, or from timings alone", async () => {
+    const usage = { prompt_tokens: 300, completion_tokens: 7 };
+    for (const reportIn of ["usage", "timings"] as const) {
+      fake.handler = () => ({ text: "Go north.", usage, cache: { cachedTokens: 299, reportIn } });
+      const { usage: got } = await backend.chat(streaming().req);
+      assert.deepEqual(got, { promptTokens: 300, completionTokens: 7, cachedTokens: 299 }, reportIn);
+    }
+  });
+
   test("never delivers reasoning_content", async () => {
     fake.handler = () => ({ text: "The exit is north.", reasoning: "secret plan, very secret" });
     const { req, deltas } = streaming();

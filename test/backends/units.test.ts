@@ -5,6 +5,7 @@ import { serverRoot } from "../../src/backends/openaiBackend.js";
 import { stripReasoning } from "../../src/backends/reasoning.js";
 import { backoffDelay, DEFAULT_RETRY_POLICY, withRetries } from "../../src/backends/retry.js";
 import { BackendError } from "../../src/backends/types.js";
+import { readUsage } from "../../src/backends/usage.js";
 
 describe("stripReasoning", () => {
   test("leaves text without think tags untouched", () => {
@@ -147,5 +148,50 @@ describe("withRetries", () => {
       withRetries(async () => Promise.reject(new Error("refused")), { ...slow, deadline: Date.now() + 1000 }),
       { code: "unreachable" },
     );
+  });
+});
+
+describe("readUsage", () => {
+  const usage = { prompt_tokens: 77, completion_tokens: 8, total_tokens: 85 };
+
+  test("reads OpenAI's usage, with the cached count when there is one", () => {
+    assert.deepEqual(readUsage(usage, undefined), { promptTokens: 77, completionTokens: 8 });
+    assert.deepEqual(readUsage({ ...usage, prompt_tokens_details: { cached_tokens: 76 } }, undefined), {
+      promptTokens: 77,
+      completionTokens: 8,
+      cachedTokens: 76,
+    });
+    assert.equal(readUsage(null, undefined), undefined);
+  });
+
+  test("takes llama-server's timings.cache_n when usage lacks the cached count", () => {
+    const timings = { prompt_n: 56, cache_n: 21, predicted_n: 8, prompt_ms: 42.7 };
+    assert.deepEqual(readUsage(usage, timings), { promptTokens: 77, completionTokens: 8, cachedTokens: 21 });
+    // usage's own cached count wins over timings.
+    const both = readUsage({ ...usage, prompt_tokens_details: { cached_tokens: 76 } }, timings);
+    assert.equal(both?.cachedTokens, 76);
+  });
+
+  test("timings alone give all three counts", () => {
+    assert.deepEqual(readUsage(undefined, { prompt_n: 1, cache_n: 76, predicted_n: 4 }), {
+      promptTokens: 77,
+      completionTokens: 4,
+      cachedTokens: 76,
+    });
+    assert.equal(readUsage(undefined, { prompt_n: 1, predicted_n: 4 }), undefined);
+  });
+
+  test("ignores counts that are not whole numbers and caps the cached count at the prompt", () => {
+    assert.equal(readUsage(usage, { cache_n: "21" })?.cachedTokens, undefined);
+    assert.equal(readUsage(usage, { cache_n: -1 })?.cachedTokens, undefined);
+    assert.equal(readUsage(usage, { cache_n: 2.5 })?.cachedTokens, undefined);
+    assert.equal(readUsage(usage, { cache_n: 500 })?.cachedTokens, 77);
+    const broken = { completion_tokens: 8 } as unknown as typeof usage;
+    assert.equal(readUsage(broken, undefined), undefined);
+    assert.deepEqual(readUsage(broken, { prompt_n: 7, cache_n: 70, predicted_n: 8 }), {
+      promptTokens: 77,
+      completionTokens: 8,
+      cachedTokens: 70,
+    });
   });
 });

@@ -5,7 +5,7 @@ import type { BrowserContext, Page } from "playwright-core";
 import { testSettings } from "../support/settings.js";
 import { Gateway } from "../../src/gateway.js";
 import { freePort } from "../support/brokers.js";
-import { FakeModelServer } from "../support/fakeModelServer.js";
+import { FakeModelServer, lastUserText } from "../support/fakeModelServer.js";
 import { GameClient } from "../support/gameClient.js";
 import { ARTIFACTS, chromiumSkip, launchChromium, type TestBrowser } from "../support/browser.js";
 
@@ -59,7 +59,12 @@ describe("dashboard and playground in a browser", { skip: chromiumSkip, timeout:
   }
 
   test("the dashboard shows the model server healthy, the broker connected and recent turns", async () => {
-    // A few turns first, so the chart, totals and sessions have something to show.
+    // A few turns first, so the chart, totals, sessions and prompt cache have something to show:
+    // the server reuses 30 of 40 prompt tokens for general's turns, 10 of 40 for racing's.
+    model.handler = (req) => ({
+      usage: { prompt_tokens: 40, completion_tokens: 5 },
+      cache: { cachedTokens: lastUserText(req.body).endsWith("carol") ? 10 : 30 },
+    });
     const game = await GameClient.connect(tcpUrl, ["+/assistant_response/#"]);
     for (const [project, sid] of [
       ["general", "alice"],
@@ -83,6 +88,11 @@ describe("dashboard and playground in a browser", { skip: chromiumSkip, timeout:
     assert.equal(await page.locator('[data-testid="latency-chart"] rect').count(), 4);
     assert.equal(await page.locator('[data-project="general"] span').last().textContent(), "2");
     assert.equal(await text("version").textContent(), (await statusJson()).version);
+    const cacheShare = (project: string) =>
+      page.locator(`[data-cache-project="${project}"] span`).last().textContent();
+    assert.equal(await cacheShare("general"), "75 %");
+    assert.equal(await cacheShare("racing"), "25 %");
+    assert.equal(await text("cache-summary").textContent(), "· 63 % of 160 prompt tokens reused");
     // Turns per second needs two polls (about 2 s apart).
     await page.waitForFunction(`/^\\d/.test(${byTestId("turns-per-sec")}?.textContent)`);
     await page.screenshot({ path: join(ARTIFACTS, "dashboard.png"), fullPage: true });

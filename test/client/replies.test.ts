@@ -50,6 +50,9 @@ describe("reading replies", () => {
       finishReason: "stop",
       usage: { promptTokens: 3, completionTokens: 1 },
     });
+    const cached = { promptTokens: 300, completionTokens: 1, cachedTokens: 290 };
+    const withCache = JSON.stringify({ response: "hi", sessionId: "s", finishReason: "stop", usage: cached });
+    assert.deepEqual(readReply(withCache, "r"), { text: "hi", finishReason: "stop", usage: cached });
   });
 
   test("an error envelope is an LlmqttError with the protocol's code", () => {

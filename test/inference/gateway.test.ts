@@ -13,6 +13,7 @@ import { testSettings } from "../support/settings.js";
 import { Gateway } from "../../src/gateway.js";
 import { freePort } from "../support/brokers.js";
 import { GameClient } from "../support/gameClient.js";
+import { fetchMetrics } from "../support/metricsText.js";
 import { eventually } from "../support/wait.js";
 import { CLI, runNode } from "../support/processes.js";
 
@@ -97,6 +98,26 @@ describe("real inference in-process", { skip }, () => {
       .join("");
     assert.equal(text, final.response);
     assert.equal((await rig.game.next("general/assistant_response/stream", 60_000)).text, final.response);
+  });
+
+  test("a session's second turn reuses the first one's prompt: envelope usage and /metrics say how much", async () => {
+    const cached = 'llmqtt_prompt_tokens_cached_total{project="general"}';
+    const evaluated = 'llmqtt_prompt_tokens_evaluated_total{project="general"}';
+    const before = await fetchMetrics(rig.gateway.httpUrl!);
+    const usages = [];
+    for (const message of ["Once upon a time", "And then?"]) {
+      await rig.game.publish("general/user_input", { sessionId: "warm", message, responseFormat: "json" });
+      usages.push(JSON.parse((await rig.game.next("general/assistant_response/warm", 60_000)).text).usage);
+    }
+    const [first, second] = usages;
+    assert.ok(second.cachedTokens > 0 && second.cachedTokens < second.promptTokens, JSON.stringify(second));
+    const after = await fetchMetrics(rig.gateway.httpUrl!);
+    const moved = (name: string) => (after.get(name) ?? 0) - (before.get(name) ?? 0);
+    assert.equal(moved(cached), first.cachedTokens + second.cachedTokens);
+    assert.equal(
+      moved(evaluated),
+      first.promptTokens - first.cachedTokens + second.promptTokens - second.cachedTokens,
+    );
   });
 
   test("a prompt longer than the context gets a clear error", async () => {

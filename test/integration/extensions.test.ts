@@ -3,6 +3,7 @@ import assert from "node:assert/strict";
 import mqtt from "mqtt";
 import { startAedes, type TestBroker } from "../support/brokers.js";
 import { BROKERS, startRig, type Rig } from "../support/harness.js";
+import { parseMetrics } from "../support/metricsText.js";
 import { eventually } from "../support/wait.js";
 
 interface Chunk {
@@ -242,13 +243,3 @@ describe("HTTP endpoint", () => {
     await eventually(async () => (await fetch(`${base}/readyz`)).status === 200);
   });
 });
-
-function parseMetrics(text: string): Map<string, number> {
-  const values = new Map<string, number>();
-  for (const line of text.split("\n")) {
-    if (line.startsWith("#") || line.trim() === "") continue;
-    const at = line.lastIndexOf(" ");
-    values.set(line.slice(0, at), Number(line.slice(at + 1)));
-  }
-  return values;
-}

@@ -125,6 +125,29 @@ describe("GatewayMetrics exposition", () => {
     assert.ok(ours.some((line) => line.includes('project="we\\"ird\\\\name\\nx"')));
   });
 
+  test("prompt tokens evaluated and cached, per project, from turns whose server reported its cache", async () => {
+    const metrics = new GatewayMetrics(sources);
+    metrics.turnFinished("general", 10, true, { promptTokens: 100, completionTokens: 5, cachedTokens: 80 });
+    metrics.turnFinished("general", 10, true, { promptTokens: 120, completionTokens: 5, cachedTokens: 119 });
+    metrics.turnFinished("maze", 10, true, { promptTokens: 50, completionTokens: 5, cachedTokens: 0 });
+    // A server that does not say what it reused adds to neither count.
+    metrics.turnFinished("racing", 10, true, { promptTokens: 70, completionTokens: 5 });
+    const names = ["llmqtt_prompt_tokens_evaluated_total", "llmqtt_prompt_tokens_cached_total"];
+    assert.deepEqual(
+      samples(await metrics.text(), names).filter((line) => !line.startsWith("#")),
+      [
+        'llmqtt_prompt_tokens_cached_total{project="general"} 199',
+        'llmqtt_prompt_tokens_cached_total{project="maze"} 0',
+        'llmqtt_prompt_tokens_evaluated_total{project="general"} 21',
+        'llmqtt_prompt_tokens_evaluated_total{project="maze"} 50',
+      ],
+    );
+    assert.deepEqual(metrics.promptCache.byProject(), {
+      general: { evaluatedTokens: 21, cachedTokens: 199 },
+      maze: { evaluatedTokens: 50, cachedTokens: 0 },
+    });
+  });
+
   test("token counts a model server got wrong are not counted, and break nothing", async () => {
     const metrics = new GatewayMetrics(sources);
     const wrong = [-3, Number.NaN, Infinity, "12", undefined] as unknown as number[];
@@ -133,5 +156,10 @@ describe("GatewayMetrics exposition", () => {
     const text = await metrics.text();
     assert.match(text, /llmqtt_tokens_total\{project="general",direction="prompt"\} 0\n/);
     assert.match(text, /llmqtt_tokens_total\{project="general",direction="completion"\} 20\n/);
+    for (const value of wrong)
+      metrics.turnFinished("maze", 10, true, { promptTokens: 10, completionTokens: 4, cachedTokens: value });
+    metrics.turnFinished("maze", 10, true, { promptTokens: 10, completionTokens: 4, cachedTokens: 11 });
+    assert.deepEqual(metrics.promptCache.byProject(), {});
+    assert.doesNotMatch(await metrics.text(), /llmqtt_prompt_tokens_\w+_total\{/);
   });
 });

@@ -51,6 +51,12 @@ describe("formatAnswer", () => {
     assert.equal(JSON.parse(formatAnswer(turn(JSON_TARGET), noUsage)).usage, null);
   });
 
+  test("cachedTokens is written when the server reported what it reused", () => {
+    const usage = { promptTokens: 100, completionTokens: 2, cachedTokens: 0 };
+    const out = JSON.parse(formatAnswer(turn(JSON_TARGET), { ...ANSWER, usage }));
+    assert.deepEqual(out.usage, { promptTokens: 100, completionTokens: 2, cachedTokens: 0 });
+  });
+
   test("a maze turn in json gets its action JSON as the response string", () => {
     const mazeJson: ReplyTarget = { topic: "maze/hint/m1", format: "json" };
     const out = JSON.parse(formatAnswer(turn(mazeJson), { ...ANSWER, text: '{"hint": "left"}' }));

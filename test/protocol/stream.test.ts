@@ -41,6 +41,15 @@ describe("streaming chunks (C3)", () => {
         '"usage":{"promptTokens":4,"completionTokens":2}}',
     );
     assert.equal(
+      formatStreamDone("r2", 1, {
+        response: "Hi",
+        finishReason: "stop",
+        usage: { promptTokens: 40, completionTokens: 1, cachedTokens: 39 },
+      }),
+      '{"requestId":"r2","seq":1,"done":true,"response":"Hi","finishReason":"stop",' +
+        '"usage":{"promptTokens":40,"completionTokens":1,"cachedTokens":39}}',
+    );
+    assert.equal(
       formatStreamDone(null, 0, { response: "", finishReason: "length" }),
       '{"requestId":null,"seq":0,"done":true,"response":"","finishReason":"length","usage":null}',
     );

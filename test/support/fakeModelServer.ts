@@ -25,6 +25,13 @@ export interface FakeReply {
   /** Default: prompt = total chars of messages / 4 rounded up, completion = text length / 4. */
   usage?: { prompt_tokens: number; completion_tokens: number };
   /**
+   * Prompt tokens reused from the cache, reported as llama-server does: in
+   * `usage.prompt_tokens_details.cached_tokens` and in `timings` (`prompt_n`, `cache_n`,
+   * `predicted_n`; in a stream on the usage chunk, or on the finish chunk without include_usage).
+   * `reportIn` keeps only one of them, as other servers and older llama-server builds do.
+   */
+  cache?: { cachedTokens: number; reportIn?: "usage" | "timings" };
+  /**
    * Answer this long after the request arrived, reading and parsing it included, as a model that
    * takes this long would: never sooner, and a fraction of a millisecond after (see waitUntil).
    */
@@ -275,9 +282,17 @@ export class FakeModelServer {
         events.push(chunk({ tool_calls: [{ index: i, function: { arguments: piece } }] }));
       }
     });
-    events.push(chunk({}, answer.finishReason));
-    if (body.stream_options?.include_usage) {
-      events.push({ ...envelope(body, "chat.completion.chunk"), choices: [], usage: answer.usage });
+    // llama-server sends its timings on the usage chunk, or on the finish chunk when there is none.
+    const timings = answer.timings ? { timings: answer.timings } : {};
+    const withUsage = body.stream_options?.include_usage === true;
+    events.push({ ...chunk({}, answer.finishReason), ...(withUsage ? {} : timings) });
+    if (withUsage) {
+      events.push({
+        ...envelope(body, "chat.completion.chunk"),
+        choices: [],
+        usage: answer.usage,
+        ...timings,
+      });
     }
     for (const [i, event] of events.entries()) {
       if (cancelled.aborted) return;
@@ -294,7 +309,13 @@ interface Answer {
   reasoning: string;
   toolCalls: { name: string; arguments: string }[];
   finishReason: string;
-  usage: { prompt_tokens: number; completion_tokens: number; total_tokens: number };
+  usage: {
+    prompt_tokens: number;
+    completion_tokens: number;
+    total_tokens: number;
+    prompt_tokens_details?: { cached_tokens: number };
+  };
+  timings?: { prompt_n: number; cache_n: number; predicted_n: number };
 }
 
 /** The text of the last user message of a chat request body ("" when there is none). */
@@ -315,12 +336,29 @@ function buildAnswer(body: any, reply: FakeReply): Answer {
     prompt_tokens: Math.ceil(promptChars / 4),
     completion_tokens: Math.ceil(text.length / 4),
   };
+  const cached = reply.cache?.cachedTokens ?? 0;
+  const reportIn = reply.cache ? (reply.cache.reportIn ?? "both") : "none";
   return {
     text,
     reasoning: reply.reasoning ?? "",
     toolCalls,
     finishReason: reply.finishReason ?? (toolCalls.length ? "tool_calls" : "stop"),
-    usage: { ...usage, total_tokens: usage.prompt_tokens + usage.completion_tokens },
+    usage: {
+      ...usage,
+      total_tokens: usage.prompt_tokens + usage.completion_tokens,
+      ...(reportIn === "usage" || reportIn === "both"
+        ? { prompt_tokens_details: { cached_tokens: cached } }
+        : {}),
+    },
+    ...(reportIn === "timings" || reportIn === "both"
+      ? {
+          timings: {
+            prompt_n: usage.prompt_tokens - cached,
+            cache_n: cached,
+            predicted_n: usage.completion_tokens,
+          },
+        }
+      : {}),
   };
 }
 
@@ -339,6 +377,7 @@ function completionObject(body: any, answer: Answer): object {
     ...envelope(body, "chat.completion"),
     choices: [{ index: 0, message, finish_reason: answer.finishReason }],
     usage: answer.usage,
+    ...(answer.timings ? { timings: answer.timings } : {}),
   };
 }
 
