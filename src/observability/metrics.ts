@@ -81,7 +81,7 @@ export class GatewayMetrics {
   );
   private readonly coalescedCounter = new Counter({
     name: "llmqtt_snapshots_coalesced_total",
-    help: "Maze snapshots replaced by a newer one while waiting",
+    help: "Game states (or turns) replaced while waiting, or aborted while running, by a newer one of their session",
     registers: [this.registry],
   });
   private readonly turnSeconds = this.latencyBy(
