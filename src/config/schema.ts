@@ -45,7 +45,7 @@ export {
 
 export const DEFAULT_PROJECTS = ["maze", "driving", "bloodcell", "racing", "prompt_portal", "general"];
 
-/** A project written out in full; a bare name means the preset (or `general`) with no overrides. */
+/** What a newer input does to an older one of its session (README: Cancellation). */
 export const SupersedeSchema = z
   .enum(["none", "queued", "running"])
   .describe(
@@ -53,6 +53,7 @@ export const SupersedeSchema = z
   );
 export type Supersede = z.infer<typeof SupersedeSchema>;
 
+/** A project written out in full; a bare name means the preset (or `general`) with no overrides. */
 export const ProjectSettingsSchema = z.strictObject({
   name: z
     .string()
