@@ -125,8 +125,8 @@ export class MessageDispatcher {
   private cancelTurn(intent: Intent<"cancel">): void {
     const { project, sessionId, requestId } = intent;
     const found = this.deps.scheduler.cancel(sessionKeyString({ project, sessionId }), requestId);
-    // In a share group every instance hears the cancel; most hold nothing of the session.
-    const level = found > 0 ? "info" : "debug";
+    // In a share group every instance hears the cancel, and most hold nothing of the session.
+    const level = found > 0 || !this.deps.order ? "info" : "debug";
     this.deps.logger[level]({ project, sessionId, requestId, found }, "cancel requested");
   }
 
