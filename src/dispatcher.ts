@@ -67,7 +67,9 @@ export class MessageDispatcher {
     );
     switch (intent.type) {
       case "turn":
-        return this.admitTurn(intent.turn);
+        return this.admitTurn(intent.turn, expiresAt(properties?.messageExpiryInterval));
+      case "cancel":
+        return this.cancelTurn(intent);
       case "template":
         return this.applyTemplate(intent);
       case "clear_history":
@@ -84,30 +86,48 @@ export class MessageDispatcher {
     for (const cancel of [...this.waiting]) cancel();
   }
 
-  private admitTurn(turn: TurnRequest): void | Promise<void> {
+  private admitTurn(turn: TurnRequest, expiresAt: number | undefined): void | Promise<void> {
     const { runner, replies, metrics, logger } = this.deps;
+    const ids = { project: turn.project, sessionId: turn.sessionId, requestId: turn.requestId };
     const refuse = (reason: Refusal): void => {
       metrics.rejected(turn.project, reason);
-      logger.warn({ project: turn.project, sessionId: turn.sessionId, reason }, "turn refused");
+      logger.warn({ ...ids, reason }, "turn refused");
       replies.refusal(turn, reason);
     };
     const project = this.deps.projects.get(turn.project);
+    const supersedes = project.supersede !== "none" && (project.hooks.supersedes?.(turn.kind) ?? true);
     return this.submit(refuse, {
       sessionKey: sessionKeyString(turn),
       kind: "turn",
-      ...(project.hooks.replacesQueued?.(turn.kind) ? { coalesceKey: turn.kind } : {}),
+      ...(supersedes ? { coalesceKey: turn.kind, supersedesRunning: project.supersede === "running" } : {}),
+      ...(turn.requestId !== undefined ? { requestId: turn.requestId } : {}),
+      ...(expiresAt !== undefined ? { expiresAt } : {}),
       rateLimitPerMinute: project.rateLimitPerMinute,
-      run: async () => {
+      run: async (signal) => {
         const stream = replies.openStream(turn);
-        const outcome = await runner.run(turn, stream?.onDelta);
+        const outcome = await runner.run(turn, stream?.onDelta, signal);
         stream?.close(outcome);
-        this.finish(turn, outcome);
+        // A stale turn stopped for a newer one gets no reply, as one replaced while waiting.
+        if (!outcome.ok && signal.reason === "superseded") {
+          metrics.coalesced();
+          logger.info(ids, "turn superseded by a newer one while running; aborted");
+        } else this.finish(turn, outcome);
       },
       cancel: (reason) => {
-        if (reason === "superseded") metrics.coalesced();
-        else replies.refusal(turn, "shutting_down");
+        if (reason === "superseded") return metrics.coalesced();
+        logger.info({ ...ids, reason }, "turn dropped before it ran");
+        replies.refusal(turn, reason === "shutdown" ? "shutting_down" : reason);
       },
     });
+  }
+
+  /** `P/cancel` (C9): the turn answers `cancelled` itself, on its own reply topic. */
+  private cancelTurn(intent: Intent<"cancel">): void {
+    const { project, sessionId, requestId } = intent;
+    const found = this.deps.scheduler.cancel(sessionKeyString({ project, sessionId }), requestId);
+    // In a share group every instance hears the cancel, and most hold nothing of the session.
+    const level = found > 0 || !this.deps.order ? "info" : "debug";
+    this.deps.logger[level]({ project, sessionId, requestId, found }, "cancel requested");
   }
 
   /** To the scheduler, directly or (in a share group) once the session's turn has come. */
@@ -143,7 +163,7 @@ export class MessageDispatcher {
       if (!this.waiting.delete(cancel)) return; // answered at shutdown already
       const admission = this.deps.scheduler.submit({
         ...job,
-        run: () => job.run().finally(finish),
+        run: (signal) => job.run(signal).finally(finish),
         cancel: (reason) => {
           job.cancel(reason);
           void finish();
@@ -272,6 +292,11 @@ export class MessageDispatcher {
     );
     if (intent.reply) replies.failure(intent.reply, intent.error, intent);
   }
+}
+
+/** The time a message's MQTT 5 Message Expiry Interval (seconds, as the broker forwarded it) runs out. */
+function expiresAt(intervalSec: number | undefined): number | undefined {
+  return intervalSec === undefined ? undefined : Date.now() + intervalSec * 1000;
 }
 
 function inboundKind(intent: InboundIntent): InboundKind {

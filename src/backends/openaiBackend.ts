@@ -1,5 +1,4 @@
 import type {
-  ChatCompletion,
   ChatCompletionChunk,
   ChatCompletionCreateParamsNonStreaming,
   ChatCompletionCreateParamsStreaming,
@@ -17,7 +16,7 @@ import {
 import { HealthMonitor } from "./health.js";
 import { createModelClient, type ModelClient } from "./modelClient.js";
 import { probeServer, unreachableDetail } from "./probe.js";
-import { ReasoningFilter, stripReasoning } from "./reasoning.js";
+import { ReasoningFilter } from "./reasoning.js";
 import { DEFAULT_RETRY_POLICY, withRetries, type RetryPolicy } from "./retry.js";
 import {
   BackendError,
@@ -106,37 +105,26 @@ export class OpenAICompatibleBackend implements ModelBackend {
     this.monitor.onChange(listener);
   }
 
+  /**
+   * Always asks for a stream, even when no one reads the pieces: llama-server stops generating
+   * when a streamed request's connection closes, but runs a non-streamed one to its end, so only
+   * a stream gives the slot of a cancelled or timed-out turn back at once. Visible text goes to
+   * `request.onDelta` as it arrives, when given; attempts are retried only while nothing has
+   * been delivered there, after that a failure is final and says in `partialText` what the
+   * caller already has.
+   */
   async chat(request: ChatRequest, signal?: AbortSignal): Promise<ChatResult> {
     const call = new CallLimit(request.deadline, signal);
-    if (request.onDelta) return this.chatStreaming(request, request.onDelta, call);
-    const params = toParams(request, this.settings.model);
-    const completion = await this.withRetries(
-      () => this.client.openai.chat.completions.create(params, { signal: call.signal }),
-      request,
-      call,
-    );
-    return toResult(completion, this.name);
-  }
-
-  /**
-   * Streams the reply, handing each piece of visible text to `onDelta` as it arrives. Attempts
-   * are retried only while nothing has been delivered; after that a failure is final and says
-   * in `partialText` what the caller already has.
-   */
-  private async chatStreaming(
-    request: ChatRequest,
-    onDelta: (text: string) => void,
-    call: CallLimit,
-  ): Promise<ChatResult> {
     const params: ExtendedStreamingParams = {
       ...toParams(request, this.settings.model),
       stream: true,
       stream_options: { include_usage: true },
     };
+    const onDelta = request.onDelta;
     let delivered = "";
     let callerError: { error: unknown } | undefined;
     const deliver = (text: string): void => {
-      if (!text) return;
+      if (!text || !onDelta) return;
       delivered += text;
       try {
         onDelta(text);
@@ -148,14 +136,19 @@ export class OpenAICompatibleBackend implements ModelBackend {
     const attempt = async (): Promise<ChatResult> => {
       const filter = new ReasoningFilter();
       const assembler = new StreamAssembler();
+      let text = "";
+      const take = (piece: string): void => {
+        text += piece;
+        deliver(piece);
+      };
       try {
         const stream = await this.client.openai.chat.completions.create(params, { signal: call.signal });
-        for await (const chunk of stream) deliver(filter.push(assembler.add(chunk)));
+        for await (const chunk of stream) take(filter.push(assembler.add(chunk)));
         // The SDK ends the iteration quietly when the call's signal aborts.
         call.throwIfStopped();
         const result = assembler.finish(this.name);
-        deliver(filter.end());
-        return { ...result, text: delivered };
+        take(filter.end());
+        return { ...result, text };
       } catch (err) {
         throw delivered && !(err instanceof DeliveredFailure) ? new DeliveredFailure(err) : err;
       }
@@ -321,23 +314,6 @@ function toParams(request: ChatRequest, model: string): ExtendedChatParams {
     params.response_format = { type: "json_schema", json_schema: { name, schema, strict } };
   }
   return params;
-}
-
-function toResult(completion: ChatCompletion, server: string): ChatResult {
-  const choice = completion.choices?.[0];
-  if (!choice) throw new BackendError("server_error", `model server at ${server} returned no answer`);
-  const toolCalls: ToolCall[] = [];
-  for (const call of choice.message.tool_calls ?? []) {
-    if (call.type === "function")
-      toolCalls.push({ name: call.function.name, arguments: call.function.arguments });
-  }
-  const usage = readUsage(completion.usage, timingsOf(completion));
-  return {
-    text: stripReasoning(choice.message.content ?? ""),
-    toolCalls,
-    finishReason: choice.finish_reason ?? "stop",
-    ...(usage ? { usage } : {}),
-  };
 }
 
 /** The server root without trailing slashes or /v1: the SDK wants `<root>/v1`, probes want `<root>`. */

@@ -4,7 +4,7 @@ import { MAZE_ACTIONS, type ToolSet } from "../projects/maze/tools.js";
 import { presetFor } from "../projects/presets.js";
 import { compileReplySchema, SchemaError, type ReplySchema } from "../protocol/replySchema.js";
 import { ConfigError } from "./load.js";
-import type { ProjectSettings, ServerSettings, Settings } from "./schema.js";
+import type { ProjectSettings, ServerSettings, Settings, Supersede } from "./schema.js";
 
 /** The model servers to use: the `backends` list with `server` defaults filled in, or `server` alone. */
 export function modelServers(settings: Settings): ServerSettings[] {
@@ -24,6 +24,8 @@ export interface Project {
   toolChoice: "auto" | "required";
   /** Every reply is JSON matching this schema (PROTOCOL C7); never with tools. */
   replySchema?: ReplySchema;
+  /** What a newer input does to an older one of its session that it makes stale (see ProjectHooks.supersedes). */
+  supersede: Supersede;
   /** The project's own behaviour beyond its data (projects/hooks.ts). */
   hooks: ProjectHooks;
 }
@@ -54,6 +56,7 @@ export class ProjectCatalog {
         tools,
         toolChoice: spec.toolChoice ?? "auto",
         ...replySchema(spec, tools.length > 0, preset.responseSchema),
+        supersede: spec.supersede ?? preset.supersede ?? "none",
         // A reply that used the tools is written the tool set's way.
         hooks: tools.length > 0 ? { ...hooks, replyText: toolSet.replyText } : hooks,
       });

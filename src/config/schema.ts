@@ -45,6 +45,14 @@ export {
 
 export const DEFAULT_PROJECTS = ["maze", "driving", "bloodcell", "racing", "prompt_portal", "general"];
 
+/** What a newer input does to an older one of its session (README: Cancellation). */
+export const SupersedeSchema = z
+  .enum(["none", "queued", "running"])
+  .describe(
+    "what a newer input of a session does to an older one (the maze: game states; others: every turn): none, queued (replaces it while it waits), running (also aborts it while it runs; the older one gets no reply). Default: running for maze, none otherwise",
+  );
+export type Supersede = z.infer<typeof SupersedeSchema>;
+
 /** A project written out in full; a bare name means the preset (or `general`) with no overrides. */
 export const ProjectSettingsSchema = z.strictObject({
   name: z
@@ -71,6 +79,7 @@ export const ProjectSettingsSchema = z.strictObject({
   responseSchema: z
     .union([z.literal("json_object"), z.literal(false), z.record(z.string(), z.unknown())])
     .optional(),
+  supersede: SupersedeSchema.optional(),
 });
 
 const ProjectEntrySchema = z.union([

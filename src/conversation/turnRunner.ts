@@ -53,9 +53,14 @@ export class TurnRunner {
     this.log = deps.logger.child({ module: "turns" });
   }
 
-  /** `onDelta` receives the visible text as it is generated, for streamed turns. */
-  async run(turn: TurnRequest, onDelta?: (text: string) => void): Promise<TurnOutcome> {
+  /**
+   * `onDelta` receives the visible text as it is generated, for streamed turns. When `cancel`
+   * aborts, the model call is aborted, nothing is stored, and the turn ends as `cancelled`.
+   */
+  async run(turn: TurnRequest, onDelta?: (text: string) => void, cancel?: AbortSignal): Promise<TurnOutcome> {
     const started = this.now();
+    const { shutdown } = this.deps;
+    const signal = cancel && shutdown ? AbortSignal.any([cancel, shutdown]) : (cancel ?? shutdown);
     const key = { project: turn.project, sessionId: turn.sessionId };
     // What went to the model, for the transcript; after a context overflow, the shorter list.
     let request: ChatRequest | undefined;
@@ -71,6 +76,7 @@ export class TurnRunner {
       }
       const schema = turn.responseSchema ?? replySchema;
       const session = await this.deps.sessions.open(key, turn.systemPrompt);
+      cancel?.throwIfAborted();
       const hookTurn = { kind: turn.kind, content: turn.content, state: session.projectState };
       const user: ChatMessage = { role: "user", content: hooks.modelInput?.(hookTurn) ?? turn.content };
       // Images go to the model with this turn only; history keeps the text.
@@ -79,7 +85,16 @@ export class TurnRunner {
       if (schema) request.replySchema = schema;
       const fitted = this.fit(session, userWithImages, this.budget(request.maxTokens, health.contextTokens));
       request.messages = fitted.messages;
-      const { result, dropped } = await this.callChecked(schema, request, session, userWithImages, fitted);
+      const { result, dropped } = await this.callChecked(
+        schema,
+        request,
+        session,
+        userWithImages,
+        fitted,
+        signal,
+      );
+      // An answer that came in as the turn was cancelled is not stored either.
+      cancel?.throwIfAborted();
       const text = hooks.replyText?.(result) ?? result.text;
       const committed = await this.deps.sessions.commitTurn(
         key,
@@ -94,7 +109,7 @@ export class TurnRunner {
       this.record(turn, request.messages, latencyMs, { reply: text, usage: result.usage });
       return { ok: true, text, finishReason: result.finishReason, usage: result.usage, latencyMs };
     } catch (error) {
-      const gatewayError = toGatewayError(error);
+      const gatewayError = toGatewayError(error, cancel?.aborted === true);
       if (gatewayError.code === "internal")
         this.log.error({ err: error, ...key }, "turn failed unexpectedly");
       if (gatewayError.code === "store_unavailable")
@@ -158,15 +173,16 @@ export class TurnRunner {
     session: StoredSession,
     user: ChatMessage,
     fitted: FittedPrompt,
+    signal: AbortSignal | undefined,
   ): Promise<{ result: ChatResult; dropped: number }> {
-    if (!schema) return this.callWithOverflowRetry(request, session, user, fitted);
+    if (!schema) return this.callWithOverflowRetry(request, session, user, fitted, signal);
     // The prompt of the latest call: after an overflow retry, the shorter one.
     let sent = fitted;
     const result = await checkedReply(
       schema,
       async (again) => {
         if (again) request.onDelta = undefined;
-        const call = await this.callWithOverflowRetry(request, session, user, sent);
+        const call = await this.callWithOverflowRetry(request, session, user, sent, signal);
         sent = { messages: [...request.messages], dropped: call.dropped };
         return call.result;
       },
@@ -189,12 +205,13 @@ export class TurnRunner {
     session: StoredSession,
     user: ChatMessage,
     fitted: FittedPrompt,
+    signal: AbortSignal | undefined,
   ): Promise<{ result: ChatResult; dropped: number }> {
     const { backend, estimator } = this.deps;
     const messages = request.messages;
     try {
       return {
-        result: this.observe(messages, await backend.chat(request, this.deps.shutdown)),
+        result: this.observe(messages, await backend.chat(request, signal)),
         dropped: fitted.dropped,
       };
     } catch (error) {
@@ -214,7 +231,7 @@ export class TurnRunner {
         "context exceeded; retrying with fewer turns",
       );
       request.messages = shorter.messages;
-      const result = await backend.chat(request, this.deps.shutdown);
+      const result = await backend.chat(request, signal);
       return { result: this.observe(shorter.messages, result), dropped: shorter.dropped };
     }
   }
@@ -256,10 +273,12 @@ const BACKEND_TO_GATEWAY: Record<BackendError["code"], GatewayError["code"]> = {
   context_overflow: "context_overflow",
   invalid_request: "invalid_request",
   unsupported: "invalid_request",
+  // The caller's signal: the shutdown's here, as a turn's own cancel is told apart before.
   cancelled: "shutting_down",
 };
 
-function toGatewayError(error: unknown): GatewayError {
+function toGatewayError(error: unknown, cancelled: boolean): GatewayError {
+  if (cancelled) return gatewayError("cancelled");
   if (error instanceof SessionStoreUnavailable) return gatewayError("store_unavailable");
   if (error instanceof InvalidReply) return gatewayError("invalid_reply", error.problem);
   if (!(error instanceof BackendError)) return gatewayError("internal");

@@ -23,7 +23,7 @@ export interface MetricSources {
 }
 
 export type InboundKind =
-  "user_input" | `${string}_state` | "template" | "clear_history" | "delete_session" | "invalid";
+  "user_input" | `${string}_state` | "cancel" | "template" | "clear_history" | "delete_session" | "invalid";
 export type OutboundKind = "reply" | "error" | "notice" | "stream";
 
 const LATENCY_BUCKETS = [0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 30, 60, 120];
@@ -81,7 +81,7 @@ export class GatewayMetrics {
   );
   private readonly coalescedCounter = new Counter({
     name: "llmqtt_snapshots_coalesced_total",
-    help: "Maze snapshots replaced by a newer one while waiting",
+    help: "Game states (or turns) replaced while waiting, or aborted while running, by a newer one of their session",
     registers: [this.registry],
   });
   private readonly turnSeconds = this.latencyBy(

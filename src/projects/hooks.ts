@@ -27,8 +27,11 @@ export interface ProjectHooks {
    * takes snapshots on `P/state` and answers them on `P/hint`. May throw PyJsonDepthError.
    */
   stateToUserTurn?(snapshot: JsonObject): string;
-  /** True when a newer input of this kind replaces one of the same session still waiting. */
-  replacesQueued?(kind: TurnKind): boolean;
+  /**
+   * True when a newer input of this kind makes an older one of the same session stale (the
+   * project's `supersede` setting says what then happens to the older one); default: every kind.
+   */
+  supersedes?(kind: TurnKind): boolean;
   /** The user turn as the model gets it; default: as stored. */
   modelInput?(turn: HookTurn): string;
   /** The reply as published and stored, from the model's result; default: its text. */

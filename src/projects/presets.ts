@@ -5,6 +5,7 @@
  */
 
 import type { SamplingParameters } from "../backends/types.js";
+import type { Supersede } from "../config/schema.js";
 import type { ProjectHooks } from "./hooks.js";
 import { MAZE_HOOKS } from "./maze/hooks.js";
 import { MAZE_ACTIONS, type ToolSet } from "./maze/tools.js";
@@ -17,6 +18,8 @@ export interface ProjectPreset {
   responseFormat?: "text" | "json";
   /** Every reply is JSON matching this schema (PROTOCOL C7), unless the project's tools are on. */
   responseSchema?: Readonly<Record<string, unknown>>;
+  /** What a newer input does to an older one it makes stale (ProjectSettings.supersede); default "none". */
+  supersede?: Supersede;
   /** Tools the project offers when tools are switched on (`mazeTools`). */
   tools?: ToolSet;
   hooks?: ProjectHooks;
@@ -53,12 +56,14 @@ const MAZE_HINT = {
 // Game replies are short, and a cap keeps a model that rambles from holding its slot: the original
 // gateway capped them at 96 or 160 tokens unless a client said otherwise.
 export const PRESETS: Readonly<Record<string, ProjectPreset>> = {
+  // A hint for a state the player has left behind is of no use: the newest state cancels it.
   maze: {
     systemPrompt: MAZE,
     sampling: { maxTokens: 160 },
     responseSchema: MAZE_HINT,
     tools: MAZE_ACTIONS,
     hooks: MAZE_HOOKS,
+    supersede: "running",
   },
   driving: { systemPrompt: DRIVING, sampling: { maxTokens: 160 } },
   bloodcell: { systemPrompt: BLOODCELL, sampling: { maxTokens: 96 } },

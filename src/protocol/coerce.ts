@@ -91,3 +91,8 @@ export function scalarText(value: unknown): string | undefined {
       return undefined;
   }
 }
+
+/** Correlation ids are echoed to clients, so they are kept exactly (numbers as Python's str()). */
+export function idField(value: unknown): string | undefined {
+  return typeof value === "string" || typeof value === "number" ? scalarText(value) : undefined;
+}

@@ -1,6 +1,6 @@
-/** Session maintenance commands: template updates (A5), clear and delete (A6). */
+/** Session maintenance commands: template updates (A5), clear and delete (A6), cancel (C9). */
 
-import { isJsonObject, toBool, type JsonObject } from "./coerce.js";
+import { idField, isJsonObject, toBool, type JsonObject } from "./coerce.js";
 import {
   parseJson,
   promptText,
@@ -65,6 +65,29 @@ export function parseSessionCommand(
   // Refused rather than ignored: falling through to "all sessions" would be a destructive guess.
   if (target.problem !== undefined) return reject(project, undefined, "invalid_request", target.problem);
   return sessionId === undefined ? { type, project } : { type, project, sessionId };
+}
+
+/**
+ * `P/cancel` `{"sessionId", "requestId"}` (C9). A cancel names no reply topic, so a bad one is
+ * only logged; the cancelled turn itself is answered on its own reply topic.
+ */
+export function parseCancel(project: string, payload: Buffer, ctx: InboundContext): InboundIntent {
+  const body = readBody(payload, ctx);
+  const fail = (code: ErrorCode, detail: string) => rejected(project, code, detail, {});
+  if (body.oversize !== undefined) return fail("payload_too_large", body.oversize);
+  if (!isJsonObject(body.value)) return fail("invalid_request", "cancel payload must be a JSON object");
+  const session = toSessionId(body.value.sessionId);
+  const requestId = idField(body.value.requestId);
+  if (!session.ok || session.sessionId === undefined) {
+    return fail("invalid_request", "cancel needs a sessionId (a string or a number)");
+  }
+  const sessionId = topicSafeSessionId(session.sessionId);
+  if (requestId === undefined) {
+    return rejected(project, "invalid_request", "cancel needs a requestId (a string or a number)", {
+      sessionId,
+    });
+  }
+  return { type: "cancel", project, sessionId, requestId };
 }
 
 interface Body {

@@ -1,8 +1,8 @@
 /** Inbound MQTT message → intent: the protocol edge where all client input is validated (B5). */
 
 import type { SamplingParameters } from "../backends/types.js";
-import { isJsonObject, scalarText, toFiniteNumber, type JsonObject } from "./coerce.js";
-import { parseSessionCommand, parseTemplate } from "./commands.js";
+import { idField, isJsonObject, toFiniteNumber, type JsonObject } from "./coerce.js";
+import { parseCancel, parseSessionCommand, parseTemplate } from "./commands.js";
 import {
   parseJson,
   promptText,
@@ -49,6 +49,8 @@ export function parseInbound(
       return parseTurn(route.project, "chat", payload, ctx, mqtt5);
     case "state":
       return parseTurn(route.project, "state", payload, ctx, mqtt5);
+    case "cancel":
+      return parseCancel(route.project, payload, ctx);
     case "template":
       return parseTemplate(route, payload, ctx);
     case "clear_history":
@@ -231,11 +233,6 @@ function chatContent(
 
 function isAbsent(value: unknown): boolean {
   return value === undefined || value === null;
-}
-
-/** Correlation ids are echoed to clients, so they are kept exactly (numbers as Python's str()). */
-function idField(value: unknown): string | undefined {
-  return typeof value === "string" || typeof value === "number" ? scalarText(value) : undefined;
 }
 
 /**

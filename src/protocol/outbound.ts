@@ -19,6 +19,8 @@ export const ERROR_TEXT: Readonly<Record<ErrorCode, string>> = {
   shutting_down: "The server is shutting down. Please retry in a moment.",
   store_unavailable: "The gateway cannot reach its session store right now. Please try again shortly.",
   internal: "Something went wrong inside the gateway. Please try again.",
+  cancelled: "The request was cancelled.",
+  expired: "The request expired before the model could take it.",
 };
 
 /** Whether repeating the same request later can succeed. */
@@ -36,6 +38,8 @@ export const RETRYABLE: Readonly<Record<ErrorCode, boolean>> = {
   shutting_down: true,
   store_unavailable: true,
   internal: false,
+  cancelled: false,
+  expired: false,
 };
 
 /** `detail` must be safe to show to the client: no secrets, no stack traces. */

@@ -2,7 +2,7 @@
 
 import { hasStateTopic } from "../projects/presets.js";
 
-export type RouteKind = "user_input" | "state" | "template" | "clear_history" | "delete_session";
+export type RouteKind = "user_input" | "state" | "cancel" | "template" | "clear_history" | "delete_session";
 
 export interface Route {
   kind: RouteKind;
@@ -18,6 +18,7 @@ const COMMAND_KINDS = ["template", "clear_history", "delete_session"] as const;
 /**
  * Filters to subscribe to; `X/#` also matches `X` itself, so one filter covers both forms. In a
  * share group each becomes `$share/<group>/<filter>`: the broker gives each message to one member.
+ * `P/cancel` is never shared: only the instance holding the turn can cancel it, so every one hears it.
  */
 export function subscriptionTopics(projects: readonly string[], shareGroup?: string): string[] {
   const topics: string[] = [];
@@ -27,7 +28,9 @@ export function subscriptionTopics(projects: readonly string[], shareGroup?: str
   }
   // Game-state topics (`maze/state`) come last, as the original subscribed them.
   for (const project of new Set(projects)) if (hasStateTopic(project)) topics.push(`${project}/state`);
-  return shareGroup === undefined ? topics : topics.map((topic) => `$share/${shareGroup}/${topic}`);
+  const cancels = [...new Set(projects)].map((project) => `${project}/cancel`);
+  if (shareGroup === undefined) return [...topics, ...cancels];
+  return [...topics.map((topic) => `$share/${shareGroup}/${topic}`), ...cancels];
 }
 
 /** Which of our inputs a topic is; undefined when it is not ours. */
@@ -44,6 +47,7 @@ export function routeTopic(topic: string, projects: ReadonlySet<string>): Route 
 function routeWithin(project: string, rest: string): Route | undefined {
   if (rest === "user_input") return { kind: "user_input", project };
   if (rest === "state" && hasStateTopic(project)) return { kind: "state", project };
+  if (rest === "cancel") return { kind: "cancel", project };
   for (const kind of COMMAND_KINDS) {
     if (rest === kind) return { kind, project };
     if (rest.startsWith(`${kind}/`)) {

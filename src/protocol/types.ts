@@ -69,7 +69,11 @@ export type ErrorCode =
   | "invalid_reply"
   | "shutting_down"
   | "store_unavailable"
-  | "internal";
+  | "internal"
+  /** Cancelled by `P/cancel` while it waited or ran (C9). */
+  | "cancelled"
+  /** Its MQTT 5 Message Expiry Interval ran out while it waited (C9). */
+  | "expired";
 
 export interface GatewayError {
   code: ErrorCode;
@@ -94,6 +98,13 @@ export type InboundIntent =
       project: string;
       /** Undefined: every session of the project (A6). */
       sessionId?: string;
+    }
+  | {
+      /** `P/cancel` (C9): cancel the session's turn with this request id, waiting or running. */
+      type: "cancel";
+      project: string;
+      sessionId: string;
+      requestId: string;
     }
   | {
       /** The message could not be accepted; answer on `reply` when one could be determined. */

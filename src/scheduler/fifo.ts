@@ -39,6 +39,15 @@ export class Fifo<T> {
     return item;
   }
 
+  /** Removes and returns the items `match` picks, oldest first; the others keep their order. */
+  remove(match: (item: T) => boolean): T[] {
+    const removed: T[] = [];
+    const kept: T[] = [];
+    for (const item of this.takeAll()) (match(item) ? removed : kept).push(item);
+    this.items = kept;
+    return removed;
+  }
+
   /** Removes and returns every item, oldest first. */
   takeAll(): T[] {
     const all = this.items.slice(this.head) as T[];

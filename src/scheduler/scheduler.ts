@@ -2,7 +2,11 @@ import { Fifo } from "./fifo.js";
 import { SlidingWindowLimiter } from "./rateLimiter.js";
 
 export type JobKind = "turn" | "control";
-export type CancelReason = "superseded" | "shutdown";
+/**
+ * Why a job ends without running to its end: replaced by a newer one of its session, the
+ * scheduler draining, cancelled by its requester, or expired while waiting.
+ */
+export type CancelReason = "superseded" | "shutdown" | "cancelled" | "expired";
 
 export interface ScheduledJob {
   /** Jobs with the same key run one at a time, in submit order; e.g. `${project}\u0000${sessionId}`. */
@@ -18,14 +22,25 @@ export interface ScheduledJob {
    * state matters). The replaced job is cancelled with "superseded".
    */
   coalesceKey?: string;
+  /**
+   * With `coalesceKey`: this job, once admitted, also aborts its session's running job when that
+   * has the same key (its answer would be stale); the running job's signal aborts with "superseded".
+   */
+  supersedesRunning?: boolean;
+  /** Names the job for cancel(), within its session (the request id). */
+  requestId?: string;
+  /** When still waiting at this time (the scheduler's clock, ms), the job is cancelled with "expired". */
+  expiresAt?: number;
   /** This job's limit per session per minute (e.g. its project's); default: the scheduler's. */
   rateLimitPerMinute?: number;
   /**
    * Must not throw; if it does, the scheduler moves on silently (reporting is the job's business).
-   * A "turn" job holds its slot until the returned promise settles.
+   * A "turn" job holds its slot until the returned promise settles. `signal` aborts, with the
+   * CancelReason as its reason, when the job is cancelled or superseded while it runs; the job
+   * should then end as soon as it can.
    */
-  run(): Promise<void>;
-  /** Called instead of run() when the job will never run. */
+  run(signal: AbortSignal): Promise<void>;
+  /** Called instead of run() when the job will never run (never once it has started). */
   cancel(reason: CancelReason): void;
 }
 
@@ -47,7 +62,7 @@ interface Session {
   key: string;
   /** Jobs not yet started, in submit order. The running job is not in here. */
   waiting: Fifo<ScheduledJob>;
-  running: boolean;
+  running?: { job: ScheduledJob; abort: AbortController };
 }
 
 const ACCEPTED: Admission = { accepted: true, coalesced: false };
@@ -106,6 +121,10 @@ export class TurnScheduler {
 
   submit(job: ScheduledJob): Admission {
     if (this.draining) return { accepted: false, reason: "shutting_down" };
+    if (this.isExpired(job)) {
+      safeCancel(job, "expired");
+      return ACCEPTED;
+    }
     const session = this.sessions.get(job.sessionKey);
 
     const newestWaiting = session?.waiting.peekLast();
@@ -114,6 +133,7 @@ export class TurnScheduler {
       const superseded = newestWaiting;
       session!.waiting.replaceLast(job);
       safeCancel(superseded, "superseded");
+      this.supersedeRunning(session!, job);
       return COALESCED;
     }
 
@@ -130,6 +150,7 @@ export class TurnScheduler {
     if (usesSlot) this.limiter.record(job.sessionKey, now, job.rateLimitPerMinute);
 
     const target = session ?? this.newSession(job.sessionKey);
+    this.supersedeRunning(target, job);
     if (startsNow) {
       this.start(target, job);
     } else {
@@ -138,6 +159,24 @@ export class TurnScheduler {
       if (sessionIdle) this.ready.push(target); // idle + needs a slot + none free
     }
     return ACCEPTED;
+  }
+
+  /**
+   * Cancels the jobs of a session named `requestId`: waiting ones are taken out and cancelled
+   * with "cancelled", a running one has its signal aborted. Returns how many were found.
+   */
+  cancel(sessionKey: string, requestId: string): number {
+    const session = this.sessions.get(sessionKey);
+    if (!session) return 0;
+    const running = session.running;
+    const runs = running?.job.requestId === requestId && !running.abort.signal.aborted;
+    if (runs) running.abort.abort("cancelled" satisfies CancelReason);
+    const removed = session.waiting.remove((job) => job.requestId === requestId);
+    this.waitingJobs -= removed.length;
+    if (removed.length > 0 && !session.running) this.requeue(session);
+    for (const job of removed) safeCancel(job, "cancelled");
+    this.settleDrain();
+    return removed.length + (runs ? 1 : 0);
   }
 
   /**
@@ -157,7 +196,7 @@ export class TurnScheduler {
   }
 
   private newSession(key: string): Session {
-    const session: Session = { key, waiting: new Fifo(), running: false };
+    const session: Session = { key, waiting: new Fifo() };
     this.sessions.set(key, session);
     return session;
   }
@@ -168,20 +207,21 @@ export class TurnScheduler {
    * scheduler mid-update.
    */
   private start(session: Session, job: ScheduledJob): void {
-    session.running = true;
+    const abort = new AbortController();
+    session.running = { job, abort };
     this.jobsRunning++;
     if (holdsSlot(job)) this.slotsTaken++;
-    void this.run(session, job); // run() catches the job's failure (the job reports it itself)
+    void this.run(session, job, abort.signal); // run() catches the job's failure (the job reports it itself)
   }
 
-  private async run(session: Session, job: ScheduledJob): Promise<void> {
+  private async run(session: Session, job: ScheduledJob, signal: AbortSignal): Promise<void> {
     await Promise.resolve();
     try {
-      await job.run();
+      await job.run(signal);
     } catch {
       // The job owns its error reporting (see ScheduledJob.run).
     }
-    session.running = false;
+    session.running = undefined;
     this.jobsRunning--;
     if (holdsSlot(job)) this.slotsTaken--;
     this.advance(session);
@@ -203,14 +243,42 @@ export class TurnScheduler {
     }
   }
 
-  /** Hands free slots to ready sessions, oldest-ready first. */
+  /**
+   * A session that lost waiting jobs while nothing of it ran: out of the ready FIFO unless its
+   * head still needs a slot (then it keeps its place), and on as advance() says otherwise.
+   */
+  private requeue(session: Session): void {
+    const head = session.waiting.peek();
+    if (head && holdsSlot(head)) return;
+    this.ready.remove((s) => s === session);
+    this.advance(session);
+  }
+
+  /** Hands free slots to ready sessions, oldest-ready first; jobs expired meanwhile are cancelled. */
   private pump(): void {
     while (this.slotsTaken < this.slots && this.ready.length > 0) {
       const session = this.ready.shift()!;
       const job = session.waiting.shift()!;
       this.waitingJobs--;
-      this.start(session, job);
+      if (this.isExpired(job)) {
+        safeCancel(job, "expired");
+        this.advance(session);
+      } else {
+        this.start(session, job);
+      }
     }
+  }
+
+  private isExpired(job: ScheduledJob): boolean {
+    return job.expiresAt !== undefined && job.expiresAt <= this.now();
+  }
+
+  /** A newer job of the session aborts the running one it makes stale (ScheduledJob.supersedesRunning). */
+  private supersedeRunning(session: Session, job: ScheduledJob): void {
+    const running = session.running;
+    if (!job.supersedesRunning || job.coalesceKey === undefined || !running) return;
+    if (running.job.coalesceKey !== job.coalesceKey || running.abort.signal.aborted) return;
+    running.abort.abort("superseded" satisfies CancelReason);
   }
 
   private cancelWaiting(): void {

@@ -49,7 +49,8 @@ describe("OpenAICompatibleBackend.chat", () => {
     assert.equal(first.max_tokens, 33);
     assert.deepEqual(first.chat_template_kwargs, { enable_thinking: false });
     assert.equal(first.cache_prompt, true);
-    assert.equal(first.stream, undefined);
+    // Always a stream, so that an aborted call stops the generation (llama-server's behaviour).
+    assert.equal(first.stream, true);
     assert.equal(first.tools, undefined);
     assert.deepEqual(second.chat_template_kwargs, { enable_thinking: true });
   });

@@ -1,5 +1,6 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
+import { requestCancelled } from "../../src/backends/errors.js";
 import {
   BackendError,
   type ChatMessage,
@@ -17,14 +18,22 @@ import { silent, stubBackend } from "../backends/helpers.js";
 import { testSettings } from "../support/settings.js";
 
 /** A runner over sessions in memory; one estimated token per character, no per-message overhead. */
-function runnerWith(backend: ModelBackend, input: SettingsInput = {}) {
+function runnerWith(backend: ModelBackend, input: SettingsInput = {}, shutdown?: AbortSignal) {
   const settings = testSettings(input);
   const projects = new ProjectCatalog(settings);
   const sessions = new SessionManager(createSessionStore(settings.sessions, silent), {
     defaultPrompt: () => "sys",
   });
   const estimator = new TokenEstimator({ charsPerToken: 1, perMessageOverhead: 0 });
-  const runner = new TurnRunner({ settings, projects, sessions, backend, estimator, logger: silent });
+  const runner = new TurnRunner({
+    settings,
+    projects,
+    sessions,
+    backend,
+    estimator,
+    logger: silent,
+    shutdown,
+  });
   return { runner, sessions };
 }
 
@@ -158,5 +167,50 @@ describe("TurnRunner", () => {
     const refused = await runner.run(turnOf("y".repeat(30)));
     assert.equal(refused.ok, false);
     assert.deepEqual(attempts, [4, 2], "retried once, then nothing left to drop");
+  });
+
+  describe("a cancelled turn", () => {
+    const history = async (sessions: SessionManager) =>
+      (await sessions.open({ project: "general", sessionId: "s1" })).history;
+
+    /** A model call that ends only when its signal aborts, as the real backends' do. */
+    const untilAborted = stubBackend(
+      "until aborted",
+      (_request, signal) =>
+        new Promise((_resolve, reject) =>
+          signal?.addEventListener("abort", () => reject(requestCancelled())),
+        ),
+    );
+
+    test("aborts the model call, stores nothing and ends as cancelled", async () => {
+      const { runner, sessions } = runnerWith(untilAborted);
+      const cancel = new AbortController();
+      const running = runner.run(turnOf("hello"), undefined, cancel.signal);
+      setImmediate(() => cancel.abort("cancelled"));
+      const outcome = await running;
+      assert.equal(!outcome.ok && outcome.error.code, "cancelled");
+      assert.deepEqual(await history(sessions), []);
+    });
+
+    test("an answer that arrives as the turn is cancelled is not stored", async () => {
+      const cancel = new AbortController();
+      const late = stubBackend("late", async () => {
+        cancel.abort("superseded");
+        return { text: "too late", toolCalls: [], finishReason: "stop" };
+      });
+      const { runner, sessions } = runnerWith(late);
+      const outcome = await runner.run(turnOf("hello"), undefined, cancel.signal);
+      assert.equal(!outcome.ok && outcome.error.code, "cancelled");
+      assert.deepEqual(await history(sessions), []);
+    });
+
+    test("the shutdown's abort still ends a turn as shutting_down", async () => {
+      const shutdown = new AbortController();
+      const { runner } = runnerWith(untilAborted, {}, shutdown.signal);
+      const running = runner.run(turnOf("hello"), undefined, new AbortController().signal);
+      setImmediate(() => shutdown.abort());
+      const outcome = await running;
+      assert.equal(!outcome.ok && outcome.error.code, "shutting_down");
+    });
   });
 });

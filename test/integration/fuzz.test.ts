@@ -177,6 +177,7 @@ function expectsAnswer(intent: InboundIntent): boolean {
     case "clear_history":
       return intent.project === "maze" && intent.sessionId !== undefined;
     case "delete_session":
+    case "cancel":
       return false;
   }
 }

@@ -1,6 +1,7 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { startAedes, type TestBroker } from "../support/brokers.js";
+import { lastUserText } from "../support/fakeModelServer.js";
 import { startRig, type Rig } from "../support/harness.js";
 
 type Message = { role: string; content: string };
@@ -66,15 +67,15 @@ describe("maze game flow", () => {
     assert.equal(typeof stuck.instruction, "string");
   });
 
-  test("snapshots waiting behind a running one coalesce: the latest wins", async () => {
+  test("a newer snapshot replaces the waiting one and aborts the running one: only the latest is answered", async () => {
     rig.model.resetStats();
-    rig.model.handler = () => ({ text: hint("hint"), delayMs: 150 });
+    rig.model.handler = (req) => ({ text: hint(lastUserText(req.body).slice(0, 30)), delayMs: 150 });
     for (let x = 10; x < 15; x++) await rig.game.publish("maze/state", snapshot("m3", x));
-    await rig.game.next("maze/hint/m3");
-    await rig.game.next("maze/hint/m3");
+    const reply = JSON.parse((await rig.game.next("maze/hint/m3")).text) as { hint: string };
+    assert.match(reply.hint, /"player_pos": \[14, 1\]/);
     await new Promise((resolve) => setTimeout(resolve, 400));
-    assert.equal(rig.model.requests.length, 2, "the first runs, the last of the rest replaces the others");
-    const last = (rig.model.requests[1]?.body.messages as Message[]).at(-1)?.content ?? "";
+    assert.equal(rig.game.messages.filter((m) => m.topic === "maze/hint/m3").length, 0, "no stale hint");
+    const last = (rig.model.requests.at(-1)?.body.messages as Message[]).at(-1)?.content ?? "";
     assert.match(last, /"player_pos": \[14, 1\]/);
   });
 

@@ -99,7 +99,6 @@ function faultyHandler(): (req: RecordedRequest) => FakeReply {
     const [, session, turn] = /^s(\d+) t(\d+)$/.exec(lastUserText(req.body)) ?? [];
     if (session === undefined || turn === undefined) return {};
     const { fault, message } = plan(Number(session), Number(turn));
-    const streamed = req.body.stream === true;
     // llama-server's own figures for a prompt this size, about 4 characters a token.
     const promptTokens = Math.ceil(JSON.stringify(req.body.messages).length / 4);
     switch (fault) {
@@ -110,14 +109,14 @@ function faultyHandler(): (req: RecordedRequest) => FakeReply {
       case "resetBeforeAnswer":
         return { destroy: true };
       case "resetDuringAnswer":
-        return streamed ? { breakAfterContent: 2 } : { breakMidBody: true };
+        return { breakAfterContent: 2 };
       case "hang":
         return { hang: true };
       case "slowUnderDeadline":
         return { delayMs: DEADLINE_MS / 2 };
       case "slowOverDeadline":
-        // Streamed, the answer starts at once and trickles past the deadline.
-        return streamed ? { chunkDelayMs: DEADLINE_MS / 3 } : { delayMs: DEADLINE_MS + 600 };
+        // llmqtt always asks for a stream: the answer starts at once and trickles past the deadline.
+        return { chunkDelayMs: DEADLINE_MS / 3 };
       case "contextOverflow":
         return contextOverflow(promptTokens, Math.floor(promptTokens / 2));
       case "contextOverflowOnce":

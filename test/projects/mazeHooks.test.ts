@@ -51,9 +51,9 @@ describe("the maze project's hooks", () => {
     );
   });
 
-  test("only newer snapshots replace a waiting one; maze alone has a state topic", () => {
-    assert.equal(MAZE_HOOKS.replacesQueued!("state"), true);
-    assert.equal(MAZE_HOOKS.replacesQueued!("chat"), false);
+  test("only newer snapshots supersede older ones; maze alone has a state topic", () => {
+    assert.equal(MAZE_HOOKS.supersedes!("state"), true);
+    assert.equal(MAZE_HOOKS.supersedes!("chat"), false);
     assert.equal(hooksFor("maze"), MAZE_HOOKS);
     assert.equal(hasStateTopic("maze"), true);
     assert.equal(hasStateTopic("general"), false);

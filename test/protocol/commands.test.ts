@@ -159,6 +159,44 @@ describe("parseInbound: clear_history and delete_session (A6)", () => {
   });
 });
 
+describe("parseInbound: cancel (C9)", () => {
+  test("names a session and a request, ids as the turns carry them", () => {
+    assert.deepEqual(parse("general/cancel", { sessionId: " s/1 ", requestId: "r1" }), {
+      type: "cancel",
+      project: "general",
+      sessionId: "s_1",
+      requestId: "r1",
+    });
+    assert.deepEqual(parse("maze/cancel", { sessionId: 42, requestId: 7 }), {
+      type: "cancel",
+      project: "maze",
+      sessionId: "42",
+      requestId: "7",
+    });
+  });
+
+  test("a cancel without both ids, or not a JSON object, is refused with no reply topic", () => {
+    for (const payload of [
+      { requestId: "r1" },
+      { sessionId: "  ", requestId: "r1" },
+      { sessionId: ["s"], requestId: "r1" },
+      { sessionId: "s1" },
+      { sessionId: "s1", requestId: { id: 1 } },
+      "cancel it",
+      "[1]",
+      "",
+    ]) {
+      const r = rejectionOf(parse("general/cancel", payload));
+      assert.equal(r.error.code, "invalid_request", JSON.stringify(payload));
+      assert.match(r.error.message, /cancel/);
+      assert.equal(r.reply, undefined);
+    }
+    const ctx = makeContext({ limits: { maxPayloadBytes: 5, maxMessageChars: 50 } });
+    const big = rejectionOf(parse("general/cancel", { sessionId: "s1", requestId: "r1" }, ctx));
+    assert.equal(big.error.code, "payload_too_large");
+  });
+});
+
 describe("noticeTarget", () => {
   test("only maze sessions have a notice topic", () => {
     assert.deepEqual(noticeTarget("maze", "m1"), { topic: "maze/hint/m1", format: "maze" });

@@ -30,6 +30,8 @@ describe("errorMessage", () => {
       "shutting_down",
       "store_unavailable",
       "internal",
+      "cancelled",
+      "expired",
     ];
     assert.deepEqual(Object.keys(ERROR_TEXT).sort(), [...codes].sort());
     for (const code of codes) assert.ok(errorMessage(code).length > 10, code);

@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import { routeTopic, subscriptionTopics } from "../../src/protocol/topics.js";
 
 describe("subscriptionTopics", () => {
-  test("covers input, template, clear and delete of each project, plus maze/state", () => {
+  test("covers input, template, clear and delete of each project, then maze/state, then cancel", () => {
     assert.deepEqual(subscriptionTopics(["maze", "general"]), [
       "maze/user_input",
       "maze/template/#",
@@ -15,6 +15,8 @@ describe("subscriptionTopics", () => {
       "general/clear_history/#",
       "general/delete_session/#",
       "maze/state",
+      "maze/cancel",
+      "general/cancel",
     ]);
   });
 
@@ -24,6 +26,7 @@ describe("subscriptionTopics", () => {
       "general/template/#",
       "general/clear_history/#",
       "general/delete_session/#",
+      "general/cancel",
     ]);
   });
 });
@@ -38,6 +41,18 @@ describe("routeTopic", () => {
     });
     assert.deepEqual(routeTopic("maze/state", projects), { kind: "state", project: "maze" });
     assert.equal(routeTopic("maze/state", new Set(["general"])), undefined);
+  });
+
+  test("routes cancel for every project, exact topic only", () => {
+    assert.deepEqual(routeTopic("prompt_portal/cancel", projects), {
+      kind: "cancel",
+      project: "prompt_portal",
+    });
+    assert.deepEqual(routeTopic("games/racing/cancel", projects), {
+      kind: "cancel",
+      project: "games/racing",
+    });
+    assert.equal(routeTopic("maze/cancel/s1", projects), undefined);
   });
 
   test("routes commands with and without a topic session id", () => {
@@ -84,13 +99,14 @@ describe("routeTopic", () => {
 });
 
 describe("subscriptionTopics in a share group", () => {
-  test("every filter is shared under the group, the plain ones otherwise", () => {
+  test("every filter but cancel is shared under the group, the plain ones otherwise", () => {
     const plain = subscriptionTopics(["maze", "general"]);
     const shared = subscriptionTopics(["maze", "general"], "llmqtt");
     assert.ok(plain.includes("maze/state") && plain.includes("general/user_input"));
+    // Only the instance holding a turn can cancel it, so every instance hears every cancel.
     assert.deepEqual(
       shared,
-      plain.map((topic) => `$share/llmqtt/${topic}`),
+      plain.map((topic) => (topic.endsWith("/cancel") ? topic : `$share/llmqtt/${topic}`)),
     );
   });
 });

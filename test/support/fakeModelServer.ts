@@ -53,13 +53,8 @@ export interface FakeReply {
    */
   breakAfterContent?: number;
   /**
-   * Non-streaming only: send the status, the headers and the first half of the JSON body, then
-   * break the connection as `breakBy` says (a server crashing while it writes its answer).
-   */
-  breakMidBody?: boolean;
-  /**
    * How a broken answer ends: "reset" destroys the connection (default), "end" ends the response
-   * cleanly (a stream without its finish, a body cut short).
+   * cleanly (a stream without its finish).
    */
   breakBy?: "reset" | "end";
 }
@@ -241,7 +236,6 @@ export class FakeModelServer {
       }
       const answer = buildAnswer(body, reply);
       if (body.stream === true) await this.stream(res, body, answer, reply, cancelled);
-      else if (reply.breakMidBody) await sendHalfJson(res, completionObject(body, answer), reply);
       else sendJson(res, reply.status ?? 200, completionObject(body, answer), reply.headers);
     } finally {
       this.active--;
@@ -425,14 +419,6 @@ function sendJson(
     ...headers,
   });
   res.end(text);
-}
-
-/** Half of a JSON answer (no content-length, so the cut is only seen in the body), then the break. */
-async function sendHalfJson(res: http.ServerResponse, body: unknown, reply: FakeReply): Promise<void> {
-  const text = JSON.stringify(body);
-  res.writeHead(200, { "content-type": "application/json", ...reply.headers });
-  res.write(text.slice(0, Math.floor(text.length / 2)));
-  await breakAnswer(res, reply.breakBy);
 }
 
 /** Ends an answer early: cleanly, or by destroying the connection once what was written is out. */

@@ -13,13 +13,13 @@ interface MazeCounters {
 }
 
 /**
- * The maze game: snapshots become user turns, only the newest waiting snapshot of a session
- * matters (B8), and a player who seems stuck gets the STUCK_CONTEXT marker. Chat turns on
+ * The maze game: snapshots become user turns, only the newest snapshot of a session matters
+ * (B8, C9), and a player who seems stuck gets the STUCK_CONTEXT marker. Chat turns on
  * `maze/user_input` are plain chat.
  */
 export const MAZE_HOOKS: ProjectHooks = {
   stateToUserTurn: mazeStateToUserTurn,
-  replacesQueued: (kind) => kind === "state",
+  supersedes: (kind) => kind === "state",
   modelInput: (turn) => {
     if (turn.kind !== "state") return turn.content;
     const counters = afterSnapshot(turn);
