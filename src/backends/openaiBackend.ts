@@ -13,6 +13,7 @@ import {
   type ClassifiedError,
   type ErrorContext,
 } from "./errors.js";
+import { CallSignal } from "./callSignal.js";
 import { HealthMonitor } from "./health.js";
 import { createModelClient, type ModelClient } from "./modelClient.js";
 import { probeServer, unreachableDetail } from "./probe.js";
@@ -47,8 +48,6 @@ type ExtendedChatParams = ChatCompletionCreateParamsNonStreaming & ServerExtensi
 type ExtendedStreamingParams = ChatCompletionCreateParamsStreaming & ServerExtensions;
 
 const PROBE_TIMEOUT_MS = 5000;
-// AbortSignal.timeout, as setTimeout, cannot wait longer than this.
-const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /** Any OpenAI-compatible chat server: llama-server, vLLM, Ollama, OpenAI. */
 export class OpenAICompatibleBackend implements ModelBackend {
@@ -114,7 +113,7 @@ export class OpenAICompatibleBackend implements ModelBackend {
    * caller already has.
    */
   async chat(request: ChatRequest, signal?: AbortSignal): Promise<ChatResult> {
-    const call = new CallLimit(request.deadline, signal);
+    const call = new CallSignal({ deadline: request.deadline, sources: [signal] });
     const params: ExtendedStreamingParams = {
       ...toParams(request, this.settings.model),
       stream: true,
@@ -145,7 +144,8 @@ export class OpenAICompatibleBackend implements ModelBackend {
         const stream = await this.client.openai.chat.completions.create(params, { signal: call.signal });
         for await (const chunk of stream) take(filter.push(assembler.add(chunk)));
         // The SDK ends the iteration quietly when the call's signal aborts.
-        call.throwIfStopped();
+        const stopped = stopError(call);
+        if (stopped) throw stopped;
         const result = assembler.finish(this.name);
         take(filter.end());
         return { ...result, text };
@@ -154,21 +154,28 @@ export class OpenAICompatibleBackend implements ModelBackend {
       }
     };
     try {
-      return await this.withRetries(attempt, request, call);
+      return await this.withRetries(attempt, request, call, signal);
     } catch (err) {
       if (callerError) throw callerError.error;
       if (err instanceof BackendError && delivered) throw withPartialText(err, delivered);
       throw err;
+    } finally {
+      call.dispose();
     }
   }
 
   /** Runs `attempt` under the retry policy and the request's deadline; keeps health up to date. */
-  private async withRetries<T>(attempt: () => Promise<T>, request: ChatRequest, call: CallLimit): Promise<T> {
+  private async withRetries<T>(
+    attempt: () => Promise<T>,
+    request: ChatRequest,
+    call: CallSignal,
+    caller: AbortSignal | undefined,
+  ): Promise<T> {
     try {
       const result = await withRetries(attempt, {
         deadline: request.deadline,
         now: this.now,
-        signal: call.caller,
+        signal: caller,
         policy: this.retry,
         classify: (err) => this.classify(err, call),
         onRetry: (error, n, delayMs) => this.logRetry(error, n, delayMs),
@@ -190,9 +197,9 @@ export class OpenAICompatibleBackend implements ModelBackend {
     );
   }
 
-  private classify(err: unknown, call: CallLimit): ClassifiedError {
+  private classify(err: unknown, call: CallSignal): ClassifiedError {
     // An aborted call fails in whatever way the SDK or fetch saw it; what stopped it is what counts.
-    const stopped = call.stopError();
+    const stopped = stopError(call);
     if (stopped) return { error: stopped, final: true };
     if (err instanceof DeliveredFailure) {
       // The caller's own failure says nothing about the server; chatStreaming rethrows it as it is.
@@ -203,30 +210,11 @@ export class OpenAICompatibleBackend implements ModelBackend {
   }
 }
 
-/** One chat call's AbortSignal: the caller's (cancel, shutdown) or the turn's deadline, whichever comes first. */
-class CallLimit {
-  readonly signal: AbortSignal;
-  private readonly deadline: AbortSignal;
-
-  constructor(
-    deadline: number,
-    readonly caller: AbortSignal | undefined,
-  ) {
-    this.deadline = AbortSignal.timeout(Math.min(MAX_TIMER_MS, Math.max(0, deadline - Date.now())));
-    this.signal = caller ? AbortSignal.any([caller, this.deadline]) : this.deadline;
-  }
-
-  /** Why the call was stopped, as the caller should hear it; undefined while it may go on. */
-  stopError(): BackendError | undefined {
-    if (this.caller?.aborted) return requestCancelled();
-    if (this.deadline.aborted) return missedDeadline();
-    return undefined;
-  }
-
-  throwIfStopped(): void {
-    const error = this.stopError();
-    if (error) throw error;
-  }
+/** Why a call was stopped, as the caller should hear it; undefined while it may go on. */
+function stopError(call: CallSignal): BackendError | undefined {
+  if (call.cancelled) return requestCancelled();
+  if (call.expired) return missedDeadline();
+  return undefined;
 }
 
 /** A failure after text went to the caller, or in the caller's own onDelta: never retried. */

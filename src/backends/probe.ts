@@ -1,3 +1,4 @@
+import { CallSignal } from "./callSignal.js";
 import type { BackendHealth } from "./types.js";
 
 export interface ProbeTarget {
@@ -44,9 +45,9 @@ async function readProps(
   signal: AbortSignal,
 ): Promise<Pick<BackendHealth, "slots" | "contextTokens">> {
   try {
-    const res = await get(target, "/props", signal);
-    if (res.status !== 200) return {};
-    const props = (await res.json()) as {
+    const { status, body } = await get(target, "/props", signal, true);
+    if (status !== 200) return {};
+    const props = body as {
       total_slots?: unknown;
       default_generation_settings?: { n_ctx?: unknown };
     };
@@ -62,16 +63,27 @@ function positiveInteger(value: unknown): number | undefined {
   return typeof value === "number" && Number.isInteger(value) && value > 0 ? value : undefined;
 }
 
-async function get(target: ProbeTarget, path: string, signal: AbortSignal): Promise<Response> {
+/**
+ * One GET within the probe timeout, the body read too (as JSON when `json`, else discarded: an
+ * unread body would hold the connection).
+ */
+async function get(
+  target: ProbeTarget,
+  path: string,
+  signal: AbortSignal,
+  json = false,
+): Promise<{ status: number; body?: unknown }> {
   const headers: Record<string, string> = { accept: "application/json" };
   if (target.apiKey) headers["authorization"] = `Bearer ${target.apiKey}`;
-  const res = await target.fetch(`${target.root}${path}`, {
-    headers,
-    signal: AbortSignal.any([signal, AbortSignal.timeout(target.timeoutMs)]),
-  });
-  // The status is all we need from most probes; an unread body would hold the connection.
-  if (path !== "/props") await res.body?.cancel();
-  return res;
+  const call = new CallSignal({ deadline: Date.now() + target.timeoutMs, sources: [signal] });
+  try {
+    const res = await target.fetch(`${target.root}${path}`, { headers, signal: call.signal });
+    if (json && res.status === 200) return { status: res.status, body: await res.json() };
+    await res.body?.cancel();
+    return { status: res.status };
+  } finally {
+    call.dispose();
+  }
 }
 
 /** The health detail for a server that cannot be connected to. */

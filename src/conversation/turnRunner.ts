@@ -6,6 +6,7 @@ import {
   type ModelBackend,
   type TokenUsage,
 } from "../backends/types.js";
+import { CallSignal } from "../backends/callSignal.js";
 import type { Settings } from "../config/schema.js";
 import type { ProjectCatalog } from "../config/projects.js";
 import type { Logger } from "../observability/logger.js";
@@ -60,7 +61,9 @@ export class TurnRunner {
   async run(turn: TurnRequest, onDelta?: (text: string) => void, cancel?: AbortSignal): Promise<TurnOutcome> {
     const started = this.now();
     const { shutdown } = this.deps;
-    const signal = cancel && shutdown ? AbortSignal.any([cancel, shutdown]) : (cancel ?? shutdown);
+    // A cancel of this turn or the shutdown stops its model call.
+    const turnSignal = new CallSignal({ sources: [cancel, shutdown] });
+    const signal = turnSignal.signal;
     const key = { project: turn.project, sessionId: turn.sessionId };
     // What went to the model, for the transcript; after a context overflow, the shorter list.
     let request: ChatRequest | undefined;
@@ -116,6 +119,8 @@ export class TurnRunner {
         this.log.error({ err: error, ...key }, "session store unavailable");
       this.record(turn, request?.messages ?? [], this.now() - started, { error: gatewayError.message });
       return { ok: false, error: gatewayError, latencyMs: this.now() - started };
+    } finally {
+      turnSignal.dispose();
     }
   }
 
