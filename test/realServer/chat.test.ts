@@ -1,32 +1,24 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import type { TestBroker } from "../support/brokers.js";
 import { BROKERS } from "../support/harness.js";
-import { LlamaServer, llamaServerSkip } from "../support/llamaServer.js";
-import { startRealRig, type RealRig } from "../support/realRig.js";
-import { RecordingProxy } from "../support/recordingProxy.js";
+import { llamaServerSkip } from "../support/llamaServer.js";
+import { startProxiedRig, type ProxiedRig, type RealRig } from "../support/realRig.js";
+import type { RecordingProxy } from "../support/recordingProxy.js";
 
 type Message = { role: string; content: string };
 
 for (const kind of BROKERS) {
   describe(`real llama-server: chat through ${kind.name}`, { skip: llamaServerSkip() || kind.skip }, () => {
-    let server: LlamaServer;
     let proxy: RecordingProxy;
-    let broker: TestBroker;
     let rig: RealRig;
 
+    let setup: ProxiedRig;
+
     before(async () => {
-      server = await LlamaServer.start({ ctx: 8192, parallel: 3 });
-      proxy = await RecordingProxy.start(server.url);
-      broker = await kind.start();
-      rig = await startRealRig(broker, [proxy.url]);
+      setup = await startProxiedRig({ ctx: 8192, parallel: 3 }, { broker: kind.start });
+      ({ proxy, rig } = setup);
     });
-    after(async () => {
-      await rig?.stop();
-      await broker?.stop();
-      await proxy?.stop();
-      await server?.stop();
-    });
+    after(() => setup?.stop());
 
     test("slots come from /props: three turns run at once", () => {
       assert.equal(rig.gateway.scheduler.concurrency, 3);

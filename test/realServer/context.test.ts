@@ -1,31 +1,23 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { startAedes, type TestBroker } from "../support/brokers.js";
-import { LlamaServer, llamaServerSkip } from "../support/llamaServer.js";
-import { logged, startRealRig, type RealRig } from "../support/realRig.js";
-import { RecordingProxy } from "../support/recordingProxy.js";
+import { llamaServerSkip } from "../support/llamaServer.js";
+import { logged, startProxiedRig, type ProxiedRig, type RealRig } from "../support/realRig.js";
+import type { RecordingProxy } from "../support/recordingProxy.js";
 
 const skip = llamaServerSkip();
 const RETRY = "context exceeded; retrying with fewer turns";
 
 describe("real llama-server: context overflow", { skip }, () => {
-  let broker: TestBroker;
-  let server: LlamaServer;
   let proxy: RecordingProxy;
   let rig: RealRig;
 
+  let setup: ProxiedRig;
+
   before(async () => {
-    server = await LlamaServer.start({ ctx: 4096, parallel: 2 });
-    proxy = await RecordingProxy.start(server.url);
-    broker = await startAedes();
-    rig = await startRealRig(broker, [proxy.url]);
+    setup = await startProxiedRig({ ctx: 4096, parallel: 2 });
+    ({ proxy, rig } = setup);
   });
-  after(async () => {
-    await rig?.stop();
-    await broker?.stop();
-    await proxy?.stop();
-    await server?.stop();
-  });
+  after(() => setup?.stop());
 
   test("a history the server finds too long is answered after dropping older turns once", async () => {
     // Before any answer llmqtt guesses 3.5 characters a token; this model has about one.
@@ -67,24 +59,20 @@ describe("real llama-server: context overflow", { skip }, () => {
 });
 
 describe("real llama-server: a budget that fits the server", { skip }, () => {
-  let broker: TestBroker;
-  let server: LlamaServer;
   let proxy: RecordingProxy;
   let rig: RealRig;
 
+  let setup: ProxiedRig;
+
   before(async () => {
     // 2,048 tokens per slot, under the default 4,096-token budget.
-    server = await LlamaServer.start({ ctx: 16_384, parallel: 8 });
-    proxy = await RecordingProxy.start(server.url);
-    broker = await startAedes();
-    rig = await startRealRig(broker, [proxy.url], { sampling: { maxTokens: 24 } });
+    setup = await startProxiedRig(
+      { ctx: 16_384, parallel: 8 },
+      { overrides: { sampling: { maxTokens: 24 } } },
+    );
+    ({ proxy, rig } = setup);
   });
-  after(async () => {
-    await rig?.stop();
-    await broker?.stop();
-    await proxy?.stop();
-    await server?.stop();
-  });
+  after(() => setup?.stop());
 
   test("long sessions are trimmed before sending, never refused by the server", async () => {
     assert.equal(rig.gateway.backend.health().contextTokens, 2048);

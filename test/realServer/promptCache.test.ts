@@ -1,10 +1,9 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { startAedes, type TestBroker } from "../support/brokers.js";
-import { LlamaServer, llamaServerSkip } from "../support/llamaServer.js";
+import { llamaServerSkip, type LlamaServer } from "../support/llamaServer.js";
 import { fetchMetrics } from "../support/metricsText.js";
-import { startRealRig, type RealRig } from "../support/realRig.js";
-import { RecordingProxy } from "../support/recordingProxy.js";
+import { startProxiedRig, type ProxiedRig, type RealRig } from "../support/realRig.js";
+import type { RecordingProxy } from "../support/recordingProxy.js";
 
 interface Usage {
   promptTokens: number;
@@ -18,21 +17,15 @@ const EVALUATED = 'llmqtt_prompt_tokens_evaluated_total{project="general"}';
 describe("real llama-server: prompt cache accounting", { skip: llamaServerSkip() }, () => {
   let server: LlamaServer;
   let proxy: RecordingProxy;
-  let broker: TestBroker;
   let rig: RealRig;
 
+  let setup: ProxiedRig;
+
   before(async () => {
-    server = await LlamaServer.start({ ctx: 4096, parallel: 2 });
-    proxy = await RecordingProxy.start(server.url);
-    broker = await startAedes();
-    rig = await startRealRig(broker, [proxy.url]);
+    setup = await startProxiedRig({ ctx: 4096, parallel: 2 });
+    ({ server, proxy, rig } = setup);
   });
-  after(async () => {
-    await rig?.stop();
-    await broker?.stop();
-    await proxy?.stop();
-    await server?.stop();
-  });
+  after(() => setup?.stop());
 
   /** One JSON-envelope turn; a streamed one must end its stream with the same usage. */
   async function turn(sessionId: string, message: string, stream: boolean): Promise<Usage> {

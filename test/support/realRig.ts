@@ -1,8 +1,10 @@
 import { mergeInputs, type SettingsInput } from "../../src/config/load.js";
 import { Gateway } from "../../src/gateway.js";
-import type { TestBroker } from "./brokers.js";
+import { startAedes, type TestBroker } from "./brokers.js";
 import { GameClient } from "./gameClient.js";
+import { LlamaServer, type LlamaServerOptions } from "./llamaServer.js";
 import { captureLogs, type LogCapture } from "./logCapture.js";
+import { RecordingProxy } from "./recordingProxy.js";
 import { testSettings } from "./settings.js";
 
 export interface RealRig {
@@ -53,4 +55,35 @@ export async function startRealRig(
 /** Log lines with this message. */
 export function logged(logs: LogCapture, msg: string): Record<string, unknown>[] {
   return logs.lines().filter((line) => line["msg"] === msg);
+}
+
+/** llama-server behind a recording proxy, a broker, and llmqtt calling the server through the proxy. */
+export interface ProxiedRig {
+  server: LlamaServer;
+  proxy: RecordingProxy;
+  broker: TestBroker;
+  rig: RealRig;
+  stop(): Promise<void>;
+}
+
+export async function startProxiedRig(
+  serverOptions: LlamaServerOptions,
+  options: { broker?: () => Promise<TestBroker>; overrides?: SettingsInput } = {},
+): Promise<ProxiedRig> {
+  const server = await LlamaServer.start(serverOptions);
+  const proxy = await RecordingProxy.start(server.url);
+  const broker = await (options.broker ?? startAedes)();
+  const rig = await startRealRig(broker, [proxy.url], options.overrides);
+  return {
+    server,
+    proxy,
+    broker,
+    rig,
+    stop: async () => {
+      await rig.stop();
+      await broker.stop();
+      await proxy.stop();
+      await server.stop();
+    },
+  };
 }
