@@ -289,7 +289,8 @@ export class Gateway {
     this.logger.warn(
       `No model available (${health.detail ?? "not reachable"}). ` +
         "Start a model server, e.g. `llama-server -m model.gguf --jinja --parallel 4 --port 8080`, " +
-        "and point --server-url at it, or run a model inside llmqtt with `--model path/to/model.gguf`. " +
+        "and point --server-url at it, or run a model inside llmqtt: `--model qwen3-0.6b` downloads a " +
+        "small one once (see `serve --help` for the others), `--model path/to/model.gguf` loads a file. " +
         "Until then every turn is answered with an error; llmqtt picks the model up as soon as it appears.",
     );
   }
