@@ -186,6 +186,16 @@ describe("an instance killed in the middle of a turn", { skip }, () => {
       await survivor.start();
       doomed.kill("SIGKILL");
       await new Promise((resolve) => doomed.once("exit", resolve));
+      // Until the broker has seen the connection drop (its last-will `offline` says so), it may
+      // still hand the next request to the dead instance, and with a clean session that request
+      // is gone: a crash-window loss MQTT itself allows, not what this test is about.
+      await eventually(() =>
+        game.messages.some((m) => {
+          if (m.topic !== "general/status") return false;
+          const status = JSON.parse(m.text) as { service?: string; status?: string };
+          return status.service === "llmqtt-doomed" && status.status === "offline";
+        }),
+      );
       const sent = Date.now();
       await game.publish("general/user_input", { sessionId: "s", message: "after" });
       const reply = await game.next("general/assistant_response/s", 20_000);
