@@ -1,6 +1,6 @@
 import { timingSafeEqual } from "node:crypto";
 import { createServer as createHttpServer, type Server as HttpServer } from "node:http";
-import { createServer, type AddressInfo, type Server } from "node:net";
+import { createServer, type AddressInfo, type Server, type Socket } from "node:net";
 import { Aedes, type AuthenticateError } from "aedes";
 import { createWebSocketStream, WebSocketServer } from "ws";
 import type { BrokerSettings } from "../config/schema.js";
@@ -21,6 +21,8 @@ export class EmbeddedBroker {
   private tcp?: Server;
   private http?: HttpServer;
   private wss?: WebSocketServer;
+  /** Open TCP connections: Aedes closes only those that sent CONNECT, so stop() ends the rest. */
+  private readonly sockets = new Set<Socket>();
   private readonly log: Logger;
 
   constructor(
@@ -41,6 +43,8 @@ export class EmbeddedBroker {
       this.tcp = createServer({ allowHalfOpen: true }, (socket) => {
         // Replies are small packets; Nagle would hold each for a delayed ACK (~40 ms a hop).
         socket.setNoDelay(true);
+        this.sockets.add(socket);
+        socket.once("close", () => this.sockets.delete(socket));
         handleWholeConnection(aedes, socket);
       });
       const tcpPort = await listen(this.tcp, port, host);
@@ -68,6 +72,10 @@ export class EmbeddedBroker {
     for (const client of wss?.clients ?? []) client.terminate();
     wss?.close();
     if (aedes) await new Promise<void>((resolve) => aedes.close(() => resolve()));
+    // Without this a socket that never sent CONNECT (or a stalled upgrade) holds stop() open
+    // until Aedes' 30 s CONNECT timeout (or the HTTP server's request timeout).
+    for (const socket of this.sockets) socket.destroy();
+    http?.closeAllConnections();
     await Promise.all([closeServer(tcp), closeServer(http)]);
   }
 

@@ -1,5 +1,6 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
+import { connect as connectTcp, type Socket } from "node:net";
 import mqtt from "mqtt";
 import { mergeInputs, type SettingsInput } from "../../src/config/load.js";
 import { testSettings } from "../support/settings.js";
@@ -124,6 +125,36 @@ describe("embedded broker", () => {
     } finally {
       await gateway.stop();
       await existing.stop();
+      await model.stop();
+    }
+  });
+
+  test("stops at once with connections that never sent CONNECT or finished a WebSocket upgrade", async () => {
+    const model = await FakeModelServer.start();
+    const { gateway, tcpUrl, wsUrl } = await startEmbedded(model);
+    const silent: Socket[] = [];
+    const open = (url: string, firstBytes: string) =>
+      new Promise<void>((resolve, reject) => {
+        const { hostname, port } = new URL(url);
+        const socket = connectTcp(Number(port), hostname, () => {
+          socket.write(firstBytes);
+          resolve();
+        });
+        socket.on("error", reject);
+        silent.push(socket);
+      });
+    try {
+      await open(tcpUrl, ""); // a device that opened the socket and never spoke
+      await open(wsUrl, "GET / HTTP/1.1\r\nHost: x\r\n"); // a page whose upgrade request stalled
+      const closed = silent.map((socket) => new Promise((resolve) => socket.once("close", resolve)));
+      const started = Date.now();
+      await gateway.stop();
+      // Aedes alone would wait out its 30 s CONNECT timeout, and Node's HTTP server its request timeout.
+      assert.ok(Date.now() - started < 5000, `stopped after ${Date.now() - started} ms`);
+      await Promise.all(closed);
+    } finally {
+      for (const socket of silent) socket.destroy();
+      await gateway.stop();
       await model.stop();
     }
   });
