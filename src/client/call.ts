@@ -37,6 +37,8 @@ export class PendingCall {
   private shown = "";
   private timer: ReturnType<typeof setTimeout> | undefined;
   private ended = false;
+  /** The caller's signal and, for a stream, its own cancel: either ends the call. */
+  private readonly signals: AbortSignal[];
   private readonly onAbort = () =>
     this.end(new LlmqttError("cancelled", "cancelled by the caller", false, this.target.requestId));
 
@@ -44,12 +46,15 @@ export class PendingCall {
     readonly target: CallTarget,
     private readonly sink: CallSink,
     private readonly timeoutMs: number,
-    private readonly signal: AbortSignal | undefined,
+    signals: readonly (AbortSignal | undefined)[],
     private readonly onEnd: (call: PendingCall, error?: LlmqttError) => void,
   ) {
     this.restartTimer();
-    if (signal?.aborted) queueMicrotask(this.onAbort);
-    else signal?.addEventListener("abort", this.onAbort, { once: true });
+    // Listened to one by one, not through AbortSignal.any: on Node 20 that keeps every signal it
+    // makes reachable from a caller's long-lived signal, a leak per call.
+    this.signals = signals.filter((signal): signal is AbortSignal => signal !== undefined);
+    if (this.signals.some((signal) => signal.aborted)) queueMicrotask(this.onAbort);
+    else for (const signal of this.signals) signal.addEventListener("abort", this.onAbort, { once: true });
   }
 
   get done(): boolean {
@@ -113,7 +118,7 @@ export class PendingCall {
     if (this.ended) return;
     this.ended = true;
     clearTimeout(this.timer);
-    this.signal?.removeEventListener("abort", this.onAbort);
+    for (const signal of this.signals) signal.removeEventListener("abort", this.onAbort);
     if (error) this.sink.fail(error);
     this.onEnd(this, error);
   }

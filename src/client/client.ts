@@ -122,9 +122,8 @@ export class LlmqttClient {
   /** A chat turn whose reply streams in: deltas in order, then the reply (or the error thrown). */
   stream(project: string, message: string, options: CallOptions = {}): ReplyStream {
     const cancelled = new AbortController();
-    const signal = options.signal ? AbortSignal.any([options.signal, cancelled.signal]) : cancelled.signal;
     const stream = new ReplyStream(() => cancelled.abort());
-    this.start("chat", project, { message, stream: true }, { ...options, signal }, stream).then(
+    this.start("chat", project, { message, stream: true }, options, stream, cancelled.signal).then(
       (requestId) => (stream.requestId = requestId),
       (error: unknown) => stream.fail(asLlmqttError(error, "publish_failed")),
     );
@@ -197,6 +196,7 @@ export class LlmqttClient {
     body: Record<string, unknown>,
     options: CallOptions,
     sink: CallSink,
+    cancel?: AbortSignal,
   ): Promise<string> {
     if (this.closed) throw new LlmqttError("closed", "client closed");
     const sessionId = safeSession(options.sessionId ?? this.sessionId);
@@ -205,7 +205,7 @@ export class LlmqttClient {
     const replyTopic = `${topics.replyPrefix}/${requestId}`;
     const timeoutMs = options.timeoutMs ?? this.options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
     const target = { requestId, project, sessionId, replyTopic };
-    const call = new PendingCall(target, sink, timeoutMs, options.signal, (ended, error) =>
+    const call = new PendingCall(target, sink, timeoutMs, [options.signal, cancel], (ended, error) =>
       this.ended(ended, error),
     );
     this.calls.set(requestId, call);

@@ -1,3 +1,4 @@
+import { getEventListeners } from "node:events";
 import { after, afterEach, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { createServer, type AddressInfo } from "node:net";
@@ -308,6 +309,28 @@ for (const setup of SETUPS) {
         await client.cancel("racing", "by-hand", { sessionId: "other" });
         const cancel = await gateway.next((r) => r.topic === "racing/cancel");
         assert.deepEqual(cancel.body, { sessionId: "other", requestId: "by-hand" });
+      });
+
+      test("one long-lived signal across many calls: no listener left behind, and it still cancels a stream", async () => {
+        gateway.script = (request, g) => {
+          if (request.body.message !== "hang") g.envelope(request, "ok");
+        };
+        const client = await open({ sessionId: "long-lived" });
+        const page = new AbortController();
+        for (let i = 0; i < 3; i++) await client.ask("general", `turn ${i}`, { signal: page.signal });
+        for await (const event of client.stream("general", "streamed", { signal: page.signal })) void event;
+        assert.equal(getEventListeners(page.signal, "abort").length, 0, "every call took its listener off");
+
+        const hanging = client.stream("general", "hang", { signal: page.signal, requestId: "page-left" });
+        await gateway.next((r) => r.body.requestId === "page-left");
+        page.abort();
+        await assert.rejects(
+          (async () => {
+            for await (const event of hanging) void event;
+          })(),
+          (error: unknown) => error instanceof LlmqttError && error.code === "cancelled",
+        );
+        await gateway.next((r) => r.topic === "general/cancel" && r.body.requestId === "page-left");
       });
 
       test("setPrompt, clear and deleteSession publish the session commands", async () => {
