@@ -48,33 +48,35 @@ const { openai } = createModelClient({ root: serverUrl });
 const client = await mqtt.connectAsync(mqttUrl, { reconnectPeriod: 1000 });
 (client.stream as unknown as Socket).setNoDelay?.(true);
 
+async function answer(payload: Buffer): Promise<void> {
+  const { sessionId, message } = JSON.parse(payload.toString("utf8")) as {
+    sessionId: string;
+    message: string;
+  };
+  let reply: string;
+  const earlier = history ? (conversations.get(sessionId) ?? opening) : [];
+  const question: Message = { role: "user", content: message };
+  if (inFlight >= maxInFlight) await new Promise<void>((resolve) => waiting.push(resolve));
+  inFlight++;
+  try {
+    const completion = await openai.chat.completions.create({
+      model: "default",
+      messages: [...earlier, question],
+    });
+    reply = completion.choices[0]?.message.content ?? "";
+    if (history) conversations.set(sessionId, [...earlier, question, { role: "assistant", content: reply }]);
+  } catch (error) {
+    reply = `Error: ${(error as Error).message}`;
+  } finally {
+    inFlight--;
+    waiting.shift()?.();
+  }
+  client.publish(`${project}/assistant_response/${sessionId}`, reply, { qos: 1 });
+}
+
 client.on("message", (_topic, payload) => {
-  void (async () => {
-    const { sessionId, message } = JSON.parse(payload.toString("utf8")) as {
-      sessionId: string;
-      message: string;
-    };
-    let reply: string;
-    const earlier = history ? (conversations.get(sessionId) ?? opening) : [];
-    const question: Message = { role: "user", content: message };
-    if (inFlight >= maxInFlight) await new Promise<void>((resolve) => waiting.push(resolve));
-    inFlight++;
-    try {
-      const completion = await openai.chat.completions.create({
-        model: "default",
-        messages: [...earlier, question],
-      });
-      reply = completion.choices[0]?.message.content ?? "";
-      if (history)
-        conversations.set(sessionId, [...earlier, question, { role: "assistant", content: reply }]);
-    } catch (error) {
-      reply = `Error: ${(error as Error).message}`;
-    } finally {
-      inFlight--;
-      waiting.shift()?.();
-    }
-    client.publish(`${project}/assistant_response/${sessionId}`, reply, { qos: 1 });
-  })();
+  // A payload that is not the bench's own JSON would otherwise end the process unexplained.
+  answer(payload).catch((error: unknown) => console.error("bare forwarder: cannot answer:", error));
 });
 await client.subscribeAsync(`${project}/user_input`, { qos: 1 });
 

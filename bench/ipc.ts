@@ -178,25 +178,26 @@ function usageHandlers(): Handlers {
 export function serve(info: unknown, ownHandlers: Handlers): void {
   const handlers = { ...profilingHandlers(), ...usageHandlers(), ...ownHandlers };
   process.on("message", (message: Request) => {
-    void (async () => {
-      let response: Response;
-      try {
-        const handler = handlers[message.command];
-        if (!handler && message.command !== "stop") throw new Error(`unknown command ${message.command}`);
-        const result = handler ? await handler(message.args as never) : undefined;
-        response = { id: message.id, ok: true, result };
-      } catch (error) {
-        response = { id: message.id, ok: false, error: String((error as Error)?.stack ?? error) };
-      }
-      process.send!(response, undefined, undefined, () => {
-        if (message.command === "stop") {
-          process.disconnect();
-          // Exit normally (not by a signal) so that --cpu-prof writes its profile.
-          setImmediate(() => process.exit(0));
-        }
-      });
-    })();
+    answer(message).catch((error: unknown) => console.error("bench child: cannot answer", error));
   });
+  async function answer(message: Request): Promise<void> {
+    let response: Response;
+    try {
+      const handler = handlers[message.command];
+      if (!handler && message.command !== "stop") throw new Error(`unknown command ${message.command}`);
+      const result = handler ? await handler(message.args as never) : undefined;
+      response = { id: message.id, ok: true, result };
+    } catch (error) {
+      response = { id: message.id, ok: false, error: String((error as Error)?.stack ?? error) };
+    }
+    process.send!(response, undefined, undefined, () => {
+      if (message.command === "stop") {
+        process.disconnect();
+        // Exit normally (not by a signal) so that --cpu-prof writes its profile.
+        setImmediate(() => process.exit(0));
+      }
+    });
+  }
   // The parent going away ends the child too.
   process.on("disconnect", () => setTimeout(() => process.exit(0), 100).unref());
   process.send!({ ready: true, info } satisfies Ready);

@@ -117,7 +117,7 @@ try {
       const reply = new Promise<string>((resolve) =>
         waiting.set(`${project}/assistant_response/${sessionId}`, resolve),
       );
-      void dispatcher.handle(inputTopic, Buffer.from(JSON.stringify({ sessionId, message })));
+      await dispatcher.handle(inputTopic, Buffer.from(JSON.stringify({ sessionId, message })));
       if ((await reply) !== `reply to: ${message}`) wrong++;
     }
     return wrong;
