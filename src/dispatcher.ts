@@ -182,7 +182,7 @@ export class MessageDispatcher {
 
   private finish(turn: TurnRequest, outcome: TurnOutcome): void {
     const { metrics, replies } = this.deps;
-    metrics.turnFinished(turn.project, outcome.latencyMs, outcome.ok, outcome.ok ? outcome.usage : undefined);
+    metrics.turnFinished(turn.project, outcome.latencyMs, outcome.ok, outcome.usage);
     this.logTurn(turn, outcome);
     replies.answer(turn, outcome);
   }

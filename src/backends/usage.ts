@@ -51,3 +51,22 @@ function withCached(usage: TokenUsage, cached: number | undefined): TokenUsage {
 function count(value: unknown): number | undefined {
   return typeof value === "number" && Number.isInteger(value) && value >= 0 ? value : undefined;
 }
+
+/**
+ * The usage of several calls added up; undefined when none reported any. The cached count is the
+ * sum of those that reported one, and absent when none did.
+ */
+export function totalUsage(calls: readonly { usage?: TokenUsage }[]): TokenUsage | undefined {
+  const reported = calls.flatMap((call) => (call.usage ? [call.usage] : []));
+  if (reported.length === 0) return undefined;
+  if (reported.length === 1) return reported[0];
+  const sum = (pick: (usage: TokenUsage) => number | undefined) =>
+    reported.reduce((total, usage) => total + (pick(usage) ?? 0), 0);
+  const total: TokenUsage = {
+    promptTokens: sum((usage) => usage.promptTokens),
+    completionTokens: sum((usage) => usage.completionTokens),
+  };
+  if (reported.some((usage) => usage.cachedTokens !== undefined))
+    total.cachedTokens = sum((usage) => usage.cachedTokens);
+  return total;
+}

@@ -7,6 +7,7 @@ import {
   type TokenUsage,
 } from "../backends/types.js";
 import { CallSignal } from "../backends/callSignal.js";
+import { totalUsage } from "../backends/usage.js";
 import type { Settings } from "../config/schema.js";
 import type { ProjectCatalog } from "../config/projects.js";
 import type { Logger } from "../observability/logger.js";
@@ -21,9 +22,13 @@ import type { TokenEstimator } from "../sessions/tokens.js";
 import { SessionStoreUnavailable, type StoredSession } from "../sessions/types.js";
 import { checkedReply, InvalidReply } from "./checkedReply.js";
 
+/** `usage` adds up every model call the turn made: a schema or overflow retry costs tokens too. */
 export type TurnOutcome =
   | { ok: true; text: string; finishReason: string; usage?: TokenUsage; latencyMs: number }
-  | { ok: false; error: GatewayError; latencyMs: number };
+  | { ok: false; error: GatewayError; usage?: TokenUsage; latencyMs: number };
+
+/** One model call of a turn: the turn's signal and its tally are already applied. */
+type ModelCall = (request: ChatRequest) => Promise<ChatResult>;
 
 export interface TurnRunnerDeps {
   settings: Settings;
@@ -63,7 +68,12 @@ export class TurnRunner {
     const { shutdown } = this.deps;
     // A cancel of this turn or the shutdown stops its model call.
     const turnSignal = new CallSignal({ sources: [cancel, shutdown] });
-    const signal = turnSignal.signal;
+    const answers: ChatResult[] = [];
+    const call: ModelCall = async (request) => {
+      const answer = await this.deps.backend.chat(request, turnSignal.signal);
+      answers.push(answer);
+      return answer;
+    };
     const key = { project: turn.project, sessionId: turn.sessionId };
     // What went to the model, for the transcript; after a context overflow, the shorter list.
     let request: ChatRequest | undefined;
@@ -94,7 +104,7 @@ export class TurnRunner {
         session,
         userWithImages,
         fitted,
-        signal,
+        call,
       );
       // An answer that came in as the turn was cancelled is not stored either.
       cancel?.throwIfAborted();
@@ -109,8 +119,9 @@ export class TurnRunner {
       );
       if (!committed) this.log.debug(key, "session cleared or deleted during the turn; reply not stored");
       const latencyMs = this.now() - started;
-      this.record(turn, request.messages, latencyMs, { reply: text, usage: result.usage });
-      return { ok: true, text, finishReason: result.finishReason, usage: result.usage, latencyMs };
+      const usage = totalUsage(answers);
+      this.record(turn, request.messages, latencyMs, { reply: text, usage });
+      return { ok: true, text, finishReason: result.finishReason, usage, latencyMs };
     } catch (error) {
       const gatewayError = toGatewayError(error, cancel?.aborted === true);
       if (gatewayError.code === "internal")
@@ -118,7 +129,7 @@ export class TurnRunner {
       if (gatewayError.code === "store_unavailable")
         this.log.error({ err: error, ...key }, "session store unavailable");
       this.record(turn, request?.messages ?? [], this.now() - started, { error: gatewayError.message });
-      return { ok: false, error: gatewayError, latencyMs: this.now() - started };
+      return { ok: false, error: gatewayError, usage: totalUsage(answers), latencyMs: this.now() - started };
     } finally {
       turnSignal.dispose();
     }
@@ -178,18 +189,18 @@ export class TurnRunner {
     session: StoredSession,
     user: ChatMessage,
     fitted: FittedPrompt,
-    signal: AbortSignal | undefined,
+    call: ModelCall,
   ): Promise<{ result: ChatResult; dropped: number }> {
-    if (!schema) return this.callWithOverflowRetry(request, session, user, fitted, signal);
+    if (!schema) return this.callWithOverflowRetry(request, session, user, fitted, call);
     // The prompt of the latest call: after an overflow retry, the shorter one.
     let sent = fitted;
     const result = await checkedReply(
       schema,
       async (again) => {
         if (again) request.onDelta = undefined;
-        const call = await this.callWithOverflowRetry(request, session, user, sent, signal);
-        sent = { messages: [...request.messages], dropped: call.dropped };
-        return call.result;
+        const answered = await this.callWithOverflowRetry(request, session, user, sent, call);
+        sent = { messages: [...request.messages], dropped: answered.dropped };
+        return answered.result;
       },
       (problem) =>
         this.log.warn(
@@ -210,13 +221,13 @@ export class TurnRunner {
     session: StoredSession,
     user: ChatMessage,
     fitted: FittedPrompt,
-    signal: AbortSignal | undefined,
+    call: ModelCall,
   ): Promise<{ result: ChatResult; dropped: number }> {
-    const { backend, estimator } = this.deps;
+    const { estimator } = this.deps;
     const messages = request.messages;
     try {
       return {
-        result: this.observe(messages, await backend.chat(request, signal)),
+        result: this.observe(messages, await call(request)),
         dropped: fitted.dropped,
       };
     } catch (error) {
@@ -236,7 +247,7 @@ export class TurnRunner {
         "context exceeded; retrying with fewer turns",
       );
       request.messages = shorter.messages;
-      const result = await backend.chat(request, signal);
+      const result = await call(request);
       return { result: this.observe(shorter.messages, result), dropped: shorter.dropped };
     }
   }

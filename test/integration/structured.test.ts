@@ -84,6 +84,35 @@ describe("structured replies (PROTOCOL C7)", () => {
     assert.deepEqual(session?.history ?? [], []);
   });
 
+  test("the usage of a turn asked twice adds up both calls, in the envelope and the metrics", async () => {
+    rig.model.resetStats();
+    const usage = (prompt_tokens: number, completion_tokens: number) => ({
+      prompt_tokens,
+      completion_tokens,
+    });
+    rig.model.handler = (_, index) =>
+      index === 0 ? { text: "not JSON", usage: usage(30, 4) } : { text: '{"a": 1}', usage: usage(34, 6) };
+    const tokens = async (direction: string) => {
+      const text = await rig.gateway.metrics.text();
+      const line = new RegExp(`llmqtt_tokens_total\\{project="general",direction="${direction}"\\} (\\d+)`);
+      return Number(line.exec(text)?.[1] ?? 0);
+    };
+    const before = { prompt: await tokens("prompt"), completion: await tokens("completion") };
+    const ask = { message: "json please", responseSchema: "json_object", responseFormat: "json" };
+    await rig.game.publish("general/user_input", { sessionId: "twice", ...ask });
+    const reply = JSON.parse((await rig.game.next("general/assistant_response/twice")).text);
+    assert.equal(reply.response, '{"a": 1}');
+    assert.deepEqual(reply.usage, { promptTokens: 64, completionTokens: 10 });
+
+    // A turn that fails after its two calls has still cost their tokens.
+    rig.model.handler = () => ({ text: "never JSON", usage: usage(20, 5) });
+    await rig.game.publish("general/user_input", { sessionId: "missed", ...ask });
+    const failed = JSON.parse((await rig.game.next("general/assistant_response/missed")).text);
+    assert.equal(failed.error.code, "invalid_reply");
+    assert.equal((await tokens("prompt")) - before.prompt, 64 + 40);
+    assert.equal((await tokens("completion")) - before.completion, 10 + 10);
+  });
+
   test("a reply cut off at maxTokens says so", async () => {
     rig.model.resetStats();
     rig.model.handler = () => ({ text: '{"hint": "Nearly th', finishReason: "length" });
