@@ -2,6 +2,7 @@ import { mkdir, stat } from "node:fs/promises";
 import path from "node:path";
 import type { Logger } from "pino";
 import { logProgress, terminalProgress, type TerminalStream } from "./downloadProgress.js";
+import { lockDownload } from "./downloadLock.js";
 import { downloadVerified, type DownloadOptions } from "./modelDownload.js";
 import { checkModelPath } from "./llamaCppRuntime.js";
 
@@ -130,12 +131,40 @@ export function downloadRefusal(
 
 async function cachedOrDownloaded(model: CatalogModel, options: ModelFileOptions): Promise<string> {
   const destination = path.join(options.cacheDir, model.file);
-  // Files reach this name only once their checksum matched (see downloadVerified).
-  const cached = await stat(destination).catch(() => undefined);
-  if (cached?.isFile() && cached.size === model.bytes) return destination;
+  if (await isCached(destination, model)) return destination;
   const refusal = downloadRefusal(model, options.allowDownload, options.interactive);
   if (refusal) throw new Error(refusal);
   await mkdir(options.cacheDir, { recursive: true });
+  const { logger, signal } = options;
+  const release = await lockDownload(destination, {
+    ...(signal ? { signal } : {}),
+    onWait: () =>
+      logger.info(
+        { model: model.alias, cacheDir: options.cacheDir },
+        `another process is downloading model ${model.alias} into ${options.cacheDir}; waiting for it`,
+      ),
+    onLost: (err) =>
+      logger.warn({ model: model.alias, err: err.message }, "lost the lock on the model download"),
+  }).catch((err: unknown) => {
+    throw signal?.aborted ? stopped(model, err) : err;
+  });
+  try {
+    // Another process may have finished it while this one waited for the lock.
+    if (await isCached(destination, model)) return destination;
+    await download(model, destination, options);
+    return destination;
+  } finally {
+    await release();
+  }
+}
+
+/** Files reach their cache name only once their checksum matched (see downloadVerified). */
+async function isCached(destination: string, model: CatalogModel): Promise<boolean> {
+  const cached = await stat(destination).catch(() => undefined);
+  return cached?.isFile() === true && cached.size === model.bytes;
+}
+
+async function download(model: CatalogModel, destination: string, options: ModelFileOptions): Promise<void> {
   const url = catalogModelUrl(model, options.hfEndpoint);
   const { logger } = options;
   logger.info(
@@ -155,13 +184,16 @@ async function cachedOrDownloaded(model: CatalogModel, options: ModelFileOptions
     });
   } catch (err) {
     if (!options.signal?.aborted) throw err;
-    throw new Error(`download of model ${model.alias} stopped; the next start resumes it`, { cause: err });
+    throw stopped(model, err);
   }
   logger.info(
     { model: model.alias, file: destination, downloadMs: Date.now() - startedAt },
     `downloaded model ${model.alias}, checksum verified`,
   );
-  return destination;
+}
+
+function stopped(model: CatalogModel, cause: unknown): Error {
+  return new Error(`download of model ${model.alias} stopped; the next start resumes it`, { cause });
 }
 
 function megabytes(bytes: number): string {

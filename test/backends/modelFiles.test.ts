@@ -2,7 +2,7 @@ import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { existsSync } from "node:fs";
-import { mkdtemp, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readdir, readFile, rm, stat, utimes, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -226,6 +226,60 @@ describe("downloading a model alias", () => {
       );
     });
   }
+
+  test("two starts at once share one download: the second waits for the first's lock", async () => {
+    await clearCache();
+    // The first transfer stalls half-way and is resumed, so the second start comes while it runs.
+    const server = await serve(tinyBytes, { holdFirstAt: 300_000 });
+    const slow = { ...FAST, stallTimeoutMs: 500 };
+    const first = resolveModelFile("tiny-qwen3", optionsFor(server, { download: slow }));
+    await eventually(async () => (await stat(`${cached()}.part`).catch(() => undefined))?.size === 300_000);
+    const logs = captureLogs("info");
+    const second = resolveModelFile(
+      "tiny-qwen3",
+      optionsFor(server, { logger: logs.logger, download: slow }),
+    );
+    assert.deepEqual(await Promise.all([first, second]), [cached(), cached()]);
+    assert.deepEqual(await readFile(cached()), tinyBytes);
+    assert.deepEqual(
+      server.requests.map((r) => r.range),
+      [undefined, "bytes=300000-"],
+      "one download, resumed once; none by the second start",
+    );
+    assert.match(logs.text(), /another process is downloading model tiny-qwen3/);
+    assert.equal(existsSync(`${cached()}.lock`), false, "the lock is given back");
+  });
+
+  test("a lock left by a killed process is taken over once it is stale", async () => {
+    await clearCache();
+    const server = await serve();
+    await mkdir(`${cached()}.lock`);
+    const longAgo = new Date(Date.now() - 120_000);
+    await utimes(`${cached()}.lock`, longAgo, longAgo);
+    assert.equal(await resolveModelFile("tiny-qwen3", optionsFor(server)), cached());
+    assert.deepEqual(await readFile(cached()), tinyBytes);
+    assert.equal(existsSync(`${cached()}.lock`), false);
+  });
+
+  test("stopping llmqtt while it waits for another process's download ends the wait", async () => {
+    await clearCache();
+    const server = await serve();
+    await mkdir(`${cached()}.lock`); // fresh: its holder is alive
+    try {
+      const logs = captureLogs("info");
+      const stopping = new AbortController();
+      const waiting = resolveModelFile(
+        "tiny-qwen3",
+        optionsFor(server, { logger: logs.logger, signal: stopping.signal }),
+      );
+      await eventually(() => /waiting for it/.test(logs.text()));
+      stopping.abort(new Error("stopping"));
+      await assert.rejects(waiting, /download of model tiny-qwen3 stopped/);
+      assert.equal(server.requests.length, 0);
+    } finally {
+      await rm(`${cached()}.lock`, { recursive: true, force: true });
+    }
+  });
 
   test("a missing file (HTTP 404) fails at once, without retrying", async () => {
     await clearCache();
