@@ -326,14 +326,24 @@ export class Gateway {
 
   private readiness(): Readiness {
     const model = this.backend.health();
-    const broker = this.transport.connected;
+    const broker = this.brokerCheck();
     return {
-      ready: broker && model.healthy,
+      ready: broker.ok && model.healthy,
       checks: {
-        broker: broker ? { ok: true } : { ok: false, detail: "not connected to the MQTT broker" },
+        broker,
         model: { ok: model.healthy, ...(model.detail ? { detail: model.detail } : {}) },
       },
     };
+  }
+
+  private brokerCheck(): { ok: boolean; detail?: string } {
+    if (!this.transport.connected) return { ok: false, detail: "not connected to the MQTT broker" };
+    if (!this.transport.listening)
+      return {
+        ok: false,
+        detail: "request topics not subscribed (yet, or refused by the broker: see the log)",
+      };
+    return { ok: true };
   }
 
   private serverStatuses(): ServerStatus[] {

@@ -31,6 +31,8 @@ export interface TransportOptions {
   onMessage: (topic: string, payload: Buffer, packet: IPublishPacket) => void | Promise<void>;
   /** Runs after each (re)connect once the subscriptions are in place. */
   onReady?: () => void;
+  /** How long a subscription the broker refused after start-up waits to be asked again; 10 s. */
+  resubscribeRetryMs?: number;
 }
 
 export interface PublishOptions {
@@ -62,6 +64,9 @@ export class MqttTransport {
   private readonly log: Logger;
   /** While start() waits for the first connection: rejects it (stop() called meanwhile). */
   private abandonStart?: () => void;
+  /** The subscriptions are in place on the current connection. */
+  private subscribed = false;
+  private resubscribeTimer?: NodeJS.Timeout;
 
   constructor(
     private readonly settings: MqttSettings,
@@ -73,6 +78,11 @@ export class MqttTransport {
 
   get connected(): boolean {
     return this.client?.connected ?? false;
+  }
+
+  /** Connected with the subscriptions in place: requests can arrive. */
+  get listening(): boolean {
+    return this.connected && this.subscribed;
   }
 
   /**
@@ -128,6 +138,7 @@ export class MqttTransport {
         this.log.warn({ url: shownUrl }, "MQTT broker unreachable; retrying");
     });
     client.on("reconnect", () => this.log.debug({ url: shownUrl }, "MQTT reconnecting"));
+    client.on("close", () => (this.subscribed = false));
 
     return new Promise((resolve, reject) => {
       let ready = false;
@@ -157,7 +168,7 @@ export class MqttTransport {
           },
           (error: Error) => {
             if (!ready) return fail(subscriptionRefused(error, shownUrl, this.options.subscriptions));
-            this.log.error({ err: error.message, url: shownUrl }, "subscribe failed: no requests arrive");
+            this.subscribeLater(client, error);
           },
         );
       });
@@ -216,6 +227,7 @@ export class MqttTransport {
 
   async stop(): Promise<void> {
     this.abandonStart?.();
+    clearTimeout(this.resubscribeTimer);
     const client = this.client;
     if (!client) return;
     this.client = undefined;
@@ -257,7 +269,30 @@ export class MqttTransport {
 
   private async subscribe(client: MqttClient): Promise<void> {
     await client.subscribeAsync(this.options.subscriptions, { qos: this.settings.qos });
+    this.subscribed = true;
     this.log.info({ topics: this.options.subscriptions }, "subscribed");
+  }
+
+  /**
+   * After start-up a refused subscription (an ACL changed on the broker) leaves llmqtt connected
+   * but deaf: it says so, is not ready (/readyz), and asks again until the broker agrees.
+   */
+  private subscribeLater(client: MqttClient, error: Error): void {
+    const retryMs = this.options.resubscribeRetryMs ?? RESUBSCRIBE_RETRY_MS;
+    this.log.error(
+      { err: error.message, topics: this.options.subscriptions },
+      `subscribe failed: no requests arrive; trying again in ${retryMs / 1000} s`,
+    );
+    clearTimeout(this.resubscribeTimer);
+    this.resubscribeTimer = setTimeout(() => {
+      // A new connection subscribes by itself; a stopped transport does not try again.
+      if (this.client !== client || !client.connected) return;
+      this.subscribe(client).then(
+        () => this.options.onReady?.(),
+        (again: Error) => this.subscribeLater(client, again),
+      );
+    }, retryMs);
+    this.resubscribeTimer.unref();
   }
 
   /**
@@ -270,6 +305,9 @@ export class MqttTransport {
     if (typeof socket.setNoDelay === "function") socket.setNoDelay(true);
   }
 }
+
+/** How long a refused subscription waits before it is asked for again. */
+const RESUBSCRIBE_RETRY_MS = 10_000;
 
 /** How long a clean end may wait for the broker to acknowledge publishes in flight. */
 const END_WAIT_MS = 3000;

@@ -2,7 +2,10 @@ import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
+import { createServer, type AddressInfo, type Socket } from "node:net";
 import { join } from "node:path";
+import { Aedes } from "aedes";
+import mqtt, { type MqttClient } from "mqtt";
 import { MqttTransport } from "../../src/transport/mqttTransport.js";
 import { mosquittoAvailable, startMosquitto, type TestBroker } from "../support/brokers.js";
 import { captureLogs } from "../support/logCapture.js";
@@ -71,5 +74,56 @@ describe("MqttTransport.publish", { skip: NO_MOSQUITTO }, () => {
       await transport.stop();
     }
     assert.equal(await sent("allowed/out"), false);
+  });
+});
+
+describe("a subscription the broker refuses after start-up", () => {
+  test("leaves llmqtt not listening, logged, and is asked for again until the broker agrees", async () => {
+    // Aedes's hook stands in for a broker whose ACL changed while llmqtt ran (Mosquitto's acl_file
+    // grants every subscription and filters on delivery instead).
+    let refuse = false;
+    const aedes = await Aedes.createBroker({
+      authorizeSubscribe: (_client, subscription, done) => done(null, refuse ? null : subscription),
+    });
+    const sockets: Socket[] = [];
+    const server = createServer((socket) => {
+      sockets.push(socket);
+      aedes.handle(socket);
+    });
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    const url = `mqtt://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const logs = captureLogs("info");
+    const received: string[] = [];
+    const transport = new MqttTransport(
+      { ...testSettings().mqtt, reconnectPeriodMs: 100 },
+      {
+        logger: logs.logger,
+        subscriptions: ["game/in"],
+        onMessage: (_topic, payload) => void received.push(payload.toString()),
+        resubscribeRetryMs: 300,
+      },
+    );
+    let publisher: MqttClient | undefined;
+    try {
+      await transport.start(url);
+      assert.equal(transport.listening, true);
+
+      refuse = true;
+      for (const socket of sockets) socket.destroy(); // the connection drops, and comes back
+      await eventually(() => logs.text().includes("subscribe failed: no requests arrive"), 5000, logs.text);
+      assert.equal(transport.connected, true);
+      assert.equal(transport.listening, false, "connected but deaf");
+
+      refuse = false;
+      await eventually(() => transport.listening, 5000, logs.text);
+      publisher = await mqtt.connectAsync(url);
+      await publisher.publishAsync("game/in", "heard again", { qos: 1 });
+      await eventually(() => received.includes("heard again"));
+    } finally {
+      await publisher?.endAsync();
+      await transport.stop();
+      await new Promise<void>((resolve) => aedes.close(() => resolve()));
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
   });
 });
