@@ -1,3 +1,4 @@
+import { setMaxListeners } from "node:events";
 import { createModelPool } from "./backends/fromSettings.js";
 import type { BackendPool } from "./backends/pool.js";
 import { Bridge } from "./bridge/bridge.js";
@@ -68,6 +69,9 @@ export class Gateway {
   private brokerWsUrl?: string;
 
   constructor(settings: Settings, deps: GatewayDeps = {}) {
+    // Every running turn listens to the shutdown (and stops listening when it ends): more than
+    // Node's default of 10 at once is the normal case, not a leak to warn about.
+    setMaxListeners(0, this.shutdownController.signal);
     const clientId = settings.mqtt.clientId ?? defaultClientId();
     this.settings = { ...settings, mqtt: { ...settings.mqtt, clientId } };
     this.projects = new ProjectCatalog(settings);

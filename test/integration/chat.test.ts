@@ -1,6 +1,6 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import type { TestBroker } from "../support/brokers.js";
+import { startAedes, type TestBroker } from "../support/brokers.js";
 import { BROKERS, startRig, type Rig } from "../support/harness.js";
 
 type Message = { role: string; content: string };
@@ -161,3 +161,24 @@ for (const kind of BROKERS) {
     });
   });
 }
+
+test("many turns at once raise no listener warning: each running turn listens to the shutdown", async () => {
+  const broker = await startAedes();
+  const rig = await startRig(broker, { server: { slots: 24 } });
+  const warnings: string[] = [];
+  const onWarning = (warning: Error) => warnings.push(`${warning.name}: ${warning.message}`);
+  process.on("warning", onWarning);
+  try {
+    rig.model.handler = (req) => ({ text: `w ${lastUser(req.body)}`, delayMs: 100 });
+    for (let s = 0; s < 24; s++)
+      await rig.game.publish("general/user_input", { sessionId: `wide-${s}`, message: `m${s}` });
+    await rig.game.collect((t) => t.startsWith("general/assistant_response/wide-"), 24);
+    assert.ok(rig.model.maxInFlight > 10, `${rig.model.maxInFlight} turns ran at once`);
+    await new Promise((resolve) => setImmediate(resolve)); // warnings are emitted on the next tick
+    assert.deepEqual(warnings, []);
+  } finally {
+    process.off("warning", onWarning);
+    await rig.stop();
+    await broker.stop();
+  }
+});
