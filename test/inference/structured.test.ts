@@ -51,12 +51,7 @@ async function startGateway(model: SettingsInput) {
   };
 }
 
-/**
- * Ten players each send a state. Every reply is a hint `{"hint": string, "suggestion": string}`,
- * or the error saying both tries were cut off at maxTokens: never a malformed hint (PROTOCOL C7).
- * The tiny model closes a JSON string only when its sampling happens to pick the quote, so now and
- * then a hint rambles past any token limit twice in a row; most must be hints.
- */
+/** Ten players each send a state; every hint must be `{"hint": string, "suggestion": string}`. */
 async function tenHints(game: GameClient): Promise<void> {
   for (let i = 0; i < HINTS; i++) {
     await game.publish("maze/state", {
@@ -64,29 +59,20 @@ async function tenHints(game: GameClient): Promise<void> {
       player_pos: [i, 1],
       exit_pos: [9, 9],
       germs: [[3, i]],
-      // Room above the maze's 160: the model pads its JSON with blanks, at about a token a character.
-      maxTokens: 320,
+      // The tiny model closes a JSON string only when sampling happens to pick the quote, so now
+      // and then a hint runs long; one cut off twice would be an error reply, not a hint.
+      maxTokens: 1024,
     });
   }
   const replies = await Promise.all(
     Array.from({ length: HINTS }, (_, i) => game.next(`maze/hint/player-${i}`, 120_000)),
   );
-  let hints = 0;
   for (const reply of replies) {
-    const parsed = JSON.parse(reply.text) as Record<string, unknown>;
-    if ("error" in parsed) {
-      assert.match(
-        String(parsed.error),
-        /did not match the required JSON schema, twice .*cut off at maxTokens/,
-      );
-      continue;
-    }
-    assert.deepEqual(Object.keys(parsed).sort(), ["hint", "suggestion"], reply.text);
-    assert.equal(typeof parsed.hint, "string", reply.text);
-    assert.equal(typeof parsed.suggestion, "string", reply.text);
-    hints++;
+    const hint = JSON.parse(reply.text) as Record<string, unknown>;
+    assert.deepEqual(Object.keys(hint).sort(), ["hint", "suggestion"], reply.text);
+    assert.equal(typeof hint.hint, "string", reply.text);
+    assert.equal(typeof hint.suggestion, "string", reply.text);
   }
-  assert.ok(hints >= HINTS - 2, `${hints} of ${HINTS} replies are hints`);
 }
 
 describe("JSON maze hints from the tiny model in process", { skip: inProcessSkip }, () => {
@@ -96,7 +82,7 @@ describe("JSON maze hints from the tiny model in process", { skip: inProcessSkip
   });
   after(() => rig.stop());
 
-  test("every hint parses and matches the schema; none is malformed", () => tenHints(rig.game));
+  test(`${HINTS} of ${HINTS} hints parse and match the schema`, () => tenHints(rig.game));
 });
 
 describe("JSON maze hints from the tiny model on llama-server", { skip: llamaServerSkip() }, () => {
@@ -111,5 +97,5 @@ describe("JSON maze hints from the tiny model on llama-server", { skip: llamaSer
     await server?.stop();
   });
 
-  test("every hint parses and matches the schema; none is malformed", () => tenHints(rig.game));
+  test(`${HINTS} of ${HINTS} hints parse and match the schema`, () => tenHints(rig.game));
 });
