@@ -1,4 +1,5 @@
 import type { IPublishPacket } from "mqtt";
+import { CallSignal } from "./backends/callSignal.js";
 import type { ProjectCatalog } from "./config/projects.js";
 import type { ReplyPublisher } from "./conversation/replies.js";
 import type { TurnOutcome, TurnRunner } from "./conversation/turnRunner.js";
@@ -145,7 +146,7 @@ export class MessageDispatcher {
 
   private async submitInOrder(order: SessionOrder, refuse: (reason: Refusal) => void, job: ScheduledJob) {
     // A rejection here (Redis unreachable) leaves the message unacknowledged: the broker delivers it again.
-    const ticket = await order.enter(job.sessionKey);
+    const ticket = await order.enter(job.sessionKey, job.coalesceKey);
     // Redis failing to release the session's place is logged; its hold expires by itself.
     const finish = (): Promise<void> =>
       ticket
@@ -159,11 +160,18 @@ export class MessageDispatcher {
       void finish();
     };
     this.waiting.add(cancel);
+    // A newer request of the session made this one stale, on this instance or another.
+    const onSuperseded = (): void => {
+      if (!this.waiting.delete(cancel)) return; // admitted already: runAdmitted sees to it
+      job.cancel("superseded");
+      void finish();
+    };
+    ticket.superseded.addEventListener("abort", onSuperseded, { once: true });
     const admit = (): void => {
-      if (!this.waiting.delete(cancel)) return; // answered at shutdown already
+      if (!this.waiting.delete(cancel)) return; // answered at shutdown, or superseded, already
       const admission = this.deps.scheduler.submit({
         ...job,
-        run: (signal) => job.run(signal).finally(finish),
+        run: (signal) => this.runAdmitted(job, signal, ticket.superseded).finally(finish),
         cancel: (reason) => {
           job.cancel(reason);
           void finish();
@@ -178,6 +186,21 @@ export class MessageDispatcher {
       .catch((error: unknown) =>
         this.deps.logger.error({ err: error, session: job.sessionKey }, "request not admitted"),
       );
+  }
+
+  /**
+   * A job whose turn came in the cross-instance order. Superseded before it started, it is dropped
+   * as a local queue drops a stale job; while it runs, only where the project says so.
+   */
+  private async runAdmitted(job: ScheduledJob, signal: AbortSignal, superseded: AbortSignal): Promise<void> {
+    if (superseded.aborted) return job.cancel("superseded");
+    if (!job.supersedesRunning) return job.run(signal);
+    const runSignal = new CallSignal({ sources: [signal, superseded] });
+    try {
+      await job.run(runSignal.signal);
+    } finally {
+      runSignal.dispose();
+    }
   }
 
   private finish(turn: TurnRequest, outcome: TurnOutcome): void {

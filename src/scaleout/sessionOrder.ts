@@ -5,13 +5,19 @@ import type { Logger } from "../observability/logger.js";
 export interface Ticket {
   /** Resolves when every earlier ticket of the session has finished (or its holder died). */
   readonly ready: Promise<void>;
+  /**
+   * Aborted with the reason "superseded" when a later ticket of the session entered with the
+   * same supersede key, on any instance: this request is stale.
+   */
+  readonly superseded: AbortSignal;
   /** Hands the session to the next ticket. Safe to call more than once, and before `ready`. */
   finish(): Promise<void>;
 }
 
 /** Orders the work of each session across instances; `enter` resolves once the place is taken. */
 export interface SessionOrder {
-  enter(sessionKey: string): Promise<Ticket>;
+  /** With a `supersedeKey`, the ticket supersedes the session's earlier tickets of the same key. */
+  enter(sessionKey: string, supersedeKey?: string): Promise<Ticket>;
   /** Tickets taken here and not finished, waiting or running. */
   readonly held: number;
   start(): Promise<void>;
@@ -31,13 +37,16 @@ export interface RedisSessionOrderOptions {
   logger: Logger;
 }
 
-// KEYS: seq, hold prefix, done. ARGV: instance, hold ttl, idle ttl. A session whose counter
-// had expired starts over at 1, so a `done` left from before must go too.
+// KEYS: seq, hold prefix, done. ARGV: instance, hold ttl, idle ttl, and for a superseding
+// ticket: channel, session key, supersede key. A session whose counter had expired starts over
+// at 1, so a `done` left from before must go too. The notice goes out with the number taken, so
+// no instance can see the ticket without it.
 const ENTER = `
 local t = redis.call('INCR', KEYS[1])
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
 if t == 1 then redis.call('DEL', KEYS[3]) end
 redis.call('SET', KEYS[2] .. t, ARGV[1], 'PX', ARGV[2])
+if ARGV[4] then redis.call('PUBLISH', ARGV[4], cjson.encode({ARGV[5], t, ARGV[6]})) end
 return t`;
 
 // KEYS: done, hold prefix. ARGV: ticket, idle ttl. Skips tickets whose holder is gone. Returns
@@ -74,6 +83,12 @@ interface Waiter {
   resolve: () => void;
 }
 
+/** A ticket of this instance not finished yet. */
+interface Held {
+  supersedeKey: string | undefined;
+  superseded: AbortController;
+}
+
 /**
  * Per-session order across instances with Redis tickets: each request takes the next number of
  * its session (INCR, in the order this instance received it), runs when the session's `done`
@@ -83,10 +98,12 @@ interface Waiter {
  */
 export class RedisSessionOrder implements SessionOrder {
   /** Tickets of this instance not finished yet, per session: renewed together. */
-  private readonly mine = new Map<string, Set<number>>();
+  private readonly mine = new Map<string, Map<number, Held>>();
   /** Waiters per session, oldest ticket first. */
   private readonly waiting = new Map<string, Waiter[]>();
   private readonly channel: string;
+  /** Where a superseding ticket is announced to every instance. */
+  private readonly supersedeChannel: string;
   private readonly log: Logger;
   private heldCount = 0;
   private renewTimer?: NodeJS.Timeout;
@@ -95,6 +112,7 @@ export class RedisSessionOrder implements SessionOrder {
 
   constructor(private readonly options: RedisSessionOrderOptions) {
     this.channel = `${options.keyPrefix}turn-finished`;
+    this.supersedeChannel = `${options.keyPrefix}turn-superseded`;
     this.log = options.logger.child({ module: "session-order" });
   }
 
@@ -107,8 +125,11 @@ export class RedisSessionOrder implements SessionOrder {
     const redis = await connect("session-order");
     const subscriber = await connect("session-order-events");
     this.connections = { redis, subscriber };
-    subscriber.on("message", (_channel: string, sessionKey: string) => void this.check(sessionKey));
-    await subscriber.subscribe(this.channel);
+    subscriber.on("message", (channel: string, message: string) => {
+      if (channel === this.channel) void this.check(message);
+      else this.supersede(message);
+    });
+    await subscriber.subscribe(this.channel, this.supersedeChannel);
     // A dead holder publishes nothing: waiters look again now and then to skip its tickets.
     this.renewTimer = setInterval(() => void this.renew(), holdTtlMs / 3);
     this.pollTimer = setInterval(() => this.checkAll(), holdTtlMs / 4);
@@ -131,9 +152,10 @@ export class RedisSessionOrder implements SessionOrder {
     return this.connections.redis;
   }
 
-  async enter(sessionKey: string): Promise<Ticket> {
+  async enter(sessionKey: string, supersedeKey?: string): Promise<Ticket> {
     const { instanceId, holdTtlMs, idleTtlMs } = this.options;
     const redis = this.redis;
+    const notice = supersedeKey === undefined ? [] : [this.supersedeChannel, sessionKey, supersedeKey];
     const ticket = Number(
       await redis.eval(
         ENTER,
@@ -144,11 +166,13 @@ export class RedisSessionOrder implements SessionOrder {
         instanceId,
         holdTtlMs,
         idleTtlMs,
+        ...notice,
       ),
     );
     let tickets = this.mine.get(sessionKey);
-    if (!tickets) this.mine.set(sessionKey, (tickets = new Set()));
-    tickets.add(ticket);
+    if (!tickets) this.mine.set(sessionKey, (tickets = new Map()));
+    const superseded = new AbortController();
+    tickets.set(ticket, { supersedeKey, superseded });
     this.heldCount++;
 
     let finished = false;
@@ -161,6 +185,7 @@ export class RedisSessionOrder implements SessionOrder {
     void this.check(sessionKey);
     return {
       ready,
+      superseded: superseded.signal,
       finish: async () => {
         if (finished) return;
         finished = true;
@@ -208,6 +233,23 @@ export class RedisSessionOrder implements SessionOrder {
     queue.shift();
     if (queue.length === 0) this.waiting.delete(sessionKey);
     head.resolve();
+  }
+
+  /** A notice that a ticket superseded the earlier ones of its session with the same key. */
+  private supersede(message: string): void {
+    let notice: unknown;
+    try {
+      notice = JSON.parse(message);
+    } catch {
+      return this.log.warn({ message }, "unreadable supersede notice ignored");
+    }
+    if (!Array.isArray(notice)) return;
+    const [sessionKey, newer, supersedeKey] = notice as unknown[];
+    const tickets = typeof sessionKey === "string" ? this.mine.get(sessionKey) : undefined;
+    if (!tickets || typeof newer !== "number") return;
+    for (const [ticket, held] of tickets) {
+      if (ticket < newer && held.supersedeKey === supersedeKey) held.superseded.abort("superseded");
+    }
   }
 
   private checkAll(): void {
@@ -259,7 +301,7 @@ export class RedisSessionOrder implements SessionOrder {
     const { holdTtlMs } = this.options;
     const renewed: Array<[string, number]> = [];
     for (const [sessionKey, tickets] of this.mine) {
-      for (const ticket of tickets) {
+      for (const ticket of tickets.keys()) {
         pipeline.pexpire(this.holdPrefix(sessionKey) + ticket, holdTtlMs);
         renewed.push([sessionKey, ticket]);
       }

@@ -220,3 +220,72 @@ describe("an instance killed in the middle of a turn", { skip }, () => {
     }
   });
 });
+
+describe("a newer maze state in a share group", { skip }, () => {
+  test("stops the older hint's model call on whichever instance runs it", async () => {
+    const broker = await startMosquitto();
+    const redis = await startRedis();
+    const hint = '{"hint": "newest", "suggestion": "go right"}';
+    // The state at x = 99 is never answered: only a supersede can end its call early.
+    const model = await FakeModelServer.start({
+      handler: (req) => {
+        const messages = req.body.messages as Message[];
+        return messages[messages.length - 1]?.content.includes("[99, 1]") ? { hang: true } : { text: hint };
+      },
+    });
+    const game = await GameClient.connect(broker.url, ["maze/hint/#"]);
+    const keyPrefix = `supersede-${randomBytes(3).toString("hex")}:`;
+    const instances: Gateway[] = [];
+    try {
+      for (const name of ["a", "b"]) {
+        const settings = testSettings({
+          projects: ["maze"],
+          mqtt: {
+            url: broker.url,
+            clientId: `llmqtt-${name}-${keyPrefix}`,
+            shareGroup: "llmqtt",
+            clean: true,
+          },
+          server: { url: model.url, slots: 2, probeIntervalSec: 0.2, timeoutSec: 60 },
+          sessions: { store: "redis", redis: { url: redis.url, keyPrefix } },
+          logging: { level: process.env.LLMQTT_TEST_LOG ?? "silent", statsIntervalSec: 0 },
+          http: { enabled: false },
+          bridge: { enabled: false },
+        });
+        const gateway = new Gateway(settings, { logger: createLogger(settings.logging.level) });
+        await gateway.start();
+        instances.push(gateway);
+      }
+      // Mosquitto hands a group's messages out in turn, so each pair's two states meet both
+      // instances; three pairs make sure a newer state reaches the other instance at least once.
+      let crossed = 0;
+      for (const sessionId of ["m1", "m2", "m3"]) {
+        const callsBefore = model.requests.length;
+        await game.publish("maze/state", { sessionId, player_pos: [99, 1], exit_pos: [5, 5] });
+        await eventually(() => model.inFlight === 1);
+        const served = instances.map((gateway) => gateway.metrics.totals.processed);
+        const stopped = instances.map((gateway) => gateway.metrics.totals.coalesced);
+        await game.publish("maze/state", { sessionId, player_pos: [2, 1], exit_pos: [5, 5] });
+        // Without the supersede the newer state would wait the older call's 60 s timeout out.
+        assert.equal((await game.next(`maze/hint/${sessionId}`, 10_000)).text, hint);
+        await eventually(() => model.inFlight === 0);
+        assert.equal(model.requests.length - callsBefore, 2, "each state asked once, the older one stopped");
+        const answeredBy = instances.findIndex((gateway, i) => gateway.metrics.totals.processed > served[i]!);
+        const stoppedBy = instances.findIndex((gateway, i) => gateway.metrics.totals.coalesced > stopped[i]!);
+        if (answeredBy !== stoppedBy) crossed++;
+      }
+      console.log(`supersede in a share group: ${crossed} of 3 newer states reached the other instance`);
+      assert.ok(crossed > 0, "a newer state reached the instance not running the older one");
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      assert.equal(game.messages.filter((m) => m.topic.startsWith("maze/hint/")).length, 0, "no stale hint");
+      const coalesced = instances.map((gateway) => gateway.metrics.totals.coalesced);
+      assert.equal(coalesced[0]! + coalesced[1]!, 3, `superseded turns: ${coalesced.join(" + ")}`);
+    } finally {
+      for (const gateway of instances) await gateway.stop();
+      await game.close();
+      await model.stop();
+      await redis.stop();
+      await broker.stop();
+    }
+  });
+});

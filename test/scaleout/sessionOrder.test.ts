@@ -99,6 +99,25 @@ describe("RedisSessionOrder", { skip }, () => {
     await t3.finish();
   });
 
+  test("a ticket entered with a supersede key makes the earlier ones of that key stale, on every instance", async () => {
+    prefix++;
+    const a = await instance("a");
+    const b = await instance("b");
+    const oldState = await a.enter("s", "state");
+    const chat = await a.enter("s", "chat");
+    const plain = await b.enter("s");
+    const otherSession = await b.enter("t", "state");
+    const newState = await b.enter("s", "state");
+    await eventually(() => oldState.superseded.aborted);
+    assert.equal(oldState.superseded.reason, "superseded");
+    for (const ticket of [chat, plain, otherSession, newState])
+      assert.equal(ticket.superseded.aborted, false, "another key, no key, another session, or itself");
+    // A superseded ticket keeps its place until it is finished, like any other.
+    assert.equal(await isReady(oldState), true);
+    for (const ticket of [oldState, chat, plain, newState, otherSession]) await ticket.finish();
+    assert.equal(a.held + b.held, 0);
+  });
+
   test("a dead instance's tickets are skipped once their hold lapses", async () => {
     prefix++;
     const doomed = await instance("doomed", 300);
