@@ -342,11 +342,7 @@ export class Gateway {
 
   private brokerCheck(): { ok: boolean; detail?: string } {
     if (!this.transport.connected) return { ok: false, detail: "not connected to the MQTT broker" };
-    if (!this.transport.listening)
-      return {
-        ok: false,
-        detail: "request topics not subscribed (yet, or refused by the broker: see the log)",
-      };
+    if (!this.transport.listening) return { ok: false, detail: "requests not subscribed yet, or refused" };
     return { ok: true };
   }
 
