@@ -83,7 +83,13 @@ export class HealthMonitor {
     if (!running) return;
     this.nextProbeAt = Infinity;
     try {
-      const health = await this.probe(running.signal);
+      let health = await this.probe(running.signal);
+      // A server that was up is declared down only when a second probe, made at once, agrees:
+      // one failure may be a blip (a kept-alive connection the server had just closed), and
+      // while a server is down its turns are refused without being tried.
+      if (!health.healthy && this.current.healthy && !running.signal.aborted) {
+        health = await this.probe(running.signal);
+      }
       if (!running.signal.aborted) this.set(health);
     } catch (err) {
       // Probes report failures as unhealthy results; reaching this is a bug worth seeing, not a crash.

@@ -47,6 +47,9 @@ export class RecordingProxy {
             method: req.method,
             path: req.url,
             headers: req.headers,
+            // A connection per request: Node's agent reusing one llama-server has just closed
+            // resets the request, which llmqtt would see as the server failing.
+            agent: false,
           },
           (answer) => {
             res.writeHead(answer.statusCode ?? 502, answer.headers);
