@@ -169,9 +169,13 @@ test("many turns at once raise no listener warning: each running turn listens to
   const onWarning = (warning: Error) => warnings.push(`${warning.name}: ${warning.message}`);
   process.on("warning", onWarning);
   try {
-    rig.model.handler = (req) => ({ text: `w ${lastUser(req.body)}`, delayMs: 100 });
-    for (let s = 0; s < 24; s++)
-      await rig.game.publish("general/user_input", { sessionId: `wide-${s}`, message: `m${s}` });
+    // Long enough that all 24 overlap even on a busy machine.
+    rig.model.handler = (req) => ({ text: `w ${lastUser(req.body)}`, delayMs: 1000 });
+    await Promise.all(
+      Array.from({ length: 24 }, (_, s) =>
+        rig.game.publish("general/user_input", { sessionId: `wide-${s}`, message: `m${s}` }),
+      ),
+    );
     await rig.game.collect((t) => t.startsWith("general/assistant_response/wide-"), 24);
     assert.ok(rig.model.maxInFlight > 10, `${rig.model.maxInFlight} turns ran at once`);
     await new Promise((resolve) => setImmediate(resolve)); // warnings are emitted on the next tick
