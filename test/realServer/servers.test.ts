@@ -107,7 +107,8 @@ describe("real llama-server: a pool of two", { skip }, () => {
     );
     await first.stop();
     for (let i = 0; i < 2; i++) {
-      for (const reply of await round()) assert.doesNotMatch(reply.text, /^Error/, reply.text);
+      for (const reply of await round())
+        assert.doesNotMatch(reply.text, /^Error/, `${reply.text}\n${rig.logs.text().slice(-4000)}`);
     }
     const [, afterSecond] = rig.gateway.backend.status().map((m) => m.served);
     assert.equal(afterSecond, servedBefore[1]! + 2 * sessions.length);
