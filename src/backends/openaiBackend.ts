@@ -176,7 +176,7 @@ export class OpenAICompatibleBackend implements ModelBackend {
         deadline: request.deadline,
         now: this.now,
         signal: caller,
-        policy: this.retry,
+        policy: request.singleAttempt ? { ...this.retry, maxAttempts: 1 } : this.retry,
         classify: (err) => this.classify(err, call),
         onRetry: (error, n, delayMs) => this.logRetry(error, n, delayMs),
       });

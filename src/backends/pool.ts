@@ -197,6 +197,9 @@ export class BackendPool implements ModelBackend {
         // Continues an answer of which `before` has already been sent.
         messages: before ? [...request.messages, { role: "assistant", content: before }] : request.messages,
         onDelta: deliver,
+        // The last server left keeps its own retries: a passing fault (a reset connection) must
+        // not leave the pool with no server at all.
+        singleAttempt: this.members.some((m) => m !== member && !tried.has(m) && this.usable(m)),
       };
       member.inFlight++;
       try {

@@ -64,6 +64,11 @@ export interface ChatRequest extends SamplingParameters {
    * while it has a free slot, so the server can reuse the prompt cache of that conversation.
    */
   affinityKey?: string;
+  /**
+   * Set by a pool when another server can take the call: one attempt here, then the pool fails
+   * over at once instead of waiting out this server's retries.
+   */
+  singleAttempt?: boolean;
 }
 
 export interface TokenUsage {

@@ -240,20 +240,23 @@ describe("BackendPool", () => {
     assert.ok(pool.status().every((s) => !s.coolingDown));
   });
 
-  test("tries each server at most once and reports the last failure", async () => {
+  test("fails over after one attempt; the last server left keeps its retries; reports the last failure", async () => {
     const a = await server("A", { handler: () => ({ status: 503 }) });
     const b = await server("B", { handler: () => ({ status: 502 }) });
     const pool = await poolOf([a.url, b.url]);
     const err = await failure(pool.chat(request()), "server_error");
-    assert.equal(a.requests.length, 1);
-    assert.equal(b.requests.length, 1);
+    assert.deepEqual(
+      [a.requests.length, b.requests.length].sort(),
+      [1, 4],
+      "one attempt on the first, four (the retry policy) on the last one left",
+    );
     assert.match(err.message, /HTTP 50[23]/);
     assert.equal(pool.health().healthy, false);
     assert.match(pool.health().detail ?? "", /no model server available: .*cooling down/);
     // Now nobody is usable: fail fast without calling anyone.
     const fast = await failure(pool.chat(request()), "unreachable");
     assert.match(fast.message, /^no model server available/);
-    assert.equal(a.requests.length + b.requests.length, 2);
+    assert.equal(a.requests.length + b.requests.length, 5);
   });
 
   test("fails fast with unreachable when no server is available", async () => {
@@ -289,6 +292,17 @@ describe("BackendPool", () => {
       pool.status().map((m) => m.inFlight),
       [0, 0],
     );
+  });
+
+  test("a passing fault on the last server left is retried there, not turned into an outage", async () => {
+    const dead = `http://127.0.0.1:${await closedPort()}`;
+    // B resets the connection of its first call only: a kept-alive connection it had just closed.
+    const b = await server("B", { handler: (_req, i) => (i === 0 ? { destroy: true } : { text: "B" }) });
+    const pool = await poolOf([dead, b.url]);
+    assert.equal((await pool.chat(request())).text, "B");
+    assert.equal(b.requests.length, 2, "reset, then answered on the retry");
+    assert.equal(pool.status()[1]!.coolingDown, false);
+    assert.equal(pool.health().healthy, true, "B stays in: the pool is not left without a server");
   });
 
   test("a single server keeps its own retries and is never cooled down", async () => {
