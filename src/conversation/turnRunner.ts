@@ -30,6 +30,15 @@ export type TurnOutcome =
 /** One model call of a turn: the turn's signal and its tally are already applied. */
 type ModelCall = (request: ChatRequest) => Promise<ChatResult>;
 
+/** What the model calls of one turn share: the request (its messages refitted on retries). */
+interface TurnCalls {
+  request: ChatRequest;
+  session: StoredSession;
+  /** The user turn as the model sees it (with its images). */
+  user: ChatMessage;
+  call: ModelCall;
+}
+
 export interface TurnRunnerDeps {
   settings: Settings;
   projects: ProjectCatalog;
@@ -98,14 +107,8 @@ export class TurnRunner {
       if (schema) request.replySchema = schema;
       const fitted = this.fit(session, userWithImages, this.budget(request.maxTokens, health.contextTokens));
       request.messages = fitted.messages;
-      const { result, dropped } = await this.callChecked(
-        schema,
-        request,
-        session,
-        userWithImages,
-        fitted,
-        call,
-      );
+      const calls = { request, session, user: userWithImages, call };
+      const { result, dropped } = await this.callChecked(schema, calls, fitted);
       // An answer that came in as the turn was cancelled is not stored either.
       cancel?.throwIfAborted();
       const text = hooks.replyText?.(result) ?? result.text;
@@ -185,20 +188,18 @@ export class TurnRunner {
   /** PROTOCOL C7: with a reply schema, a reply that misses it is asked for once more, unstreamed. */
   private async callChecked(
     schema: ReplySchema | undefined,
-    request: ChatRequest,
-    session: StoredSession,
-    user: ChatMessage,
+    calls: TurnCalls,
     fitted: FittedPrompt,
-    call: ModelCall,
   ): Promise<{ result: ChatResult; dropped: number }> {
-    if (!schema) return this.callWithOverflowRetry(request, session, user, fitted, call);
+    if (!schema) return this.callWithOverflowRetry(calls, fitted);
+    const { request, session } = calls;
     // The prompt of the latest call: after an overflow retry, the shorter one.
     let sent = fitted;
     const result = await checkedReply(
       schema,
       async (again) => {
         if (again) request.onDelta = undefined;
-        const answered = await this.callWithOverflowRetry(request, session, user, sent, call);
+        const answered = await this.callWithOverflowRetry(calls, sent);
         sent = { messages: [...request.messages], dropped: answered.dropped };
         return answered.result;
       },
@@ -217,12 +218,10 @@ export class TurnRunner {
    * many of the oldest history messages it leaves out.
    */
   private async callWithOverflowRetry(
-    request: ChatRequest,
-    session: StoredSession,
-    user: ChatMessage,
+    calls: TurnCalls,
     fitted: FittedPrompt,
-    call: ModelCall,
   ): Promise<{ result: ChatResult; dropped: number }> {
+    const { request, session, user, call } = calls;
     const { estimator } = this.deps;
     const messages = request.messages;
     try {
