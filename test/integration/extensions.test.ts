@@ -1,5 +1,7 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
+import { createServer, type AddressInfo, type Socket } from "node:net";
+import { Aedes } from "aedes";
 import mqtt from "mqtt";
 import { startAedes, type TestBroker } from "../support/brokers.js";
 import { BROKERS, startRig, type Rig } from "../support/harness.js";
@@ -242,4 +244,45 @@ describe("HTTP endpoint", () => {
     rig.model.health = "ok";
     await eventually(async () => (await fetch(`${base}/readyz`)).status === 200);
   });
+});
+
+test("/readyz answers 503 while the broker refuses the request subscriptions after a reconnect", async () => {
+  // Aedes's hook stands in for a broker whose ACL changed while llmqtt ran.
+  let refuse = false;
+  const aedes = await Aedes.createBroker({
+    authorizeSubscribe: (_client, subscription, done) => done(null, refuse ? null : subscription),
+  });
+  const sockets: Socket[] = [];
+  const server = createServer((socket) => {
+    sockets.push(socket);
+    aedes.handle(socket);
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const port = (server.address() as AddressInfo).port;
+  const rig = await startRig({ name: "aedes", url: `mqtt://127.0.0.1:${port}`, port, stop: async () => {} });
+  try {
+    const base = rig.gateway.httpUrl!;
+    assert.equal((await fetch(`${base}/readyz`)).status, 200);
+    refuse = true;
+    for (const socket of sockets) socket.destroy(); // the connection drops and comes back
+    const broker = async () => {
+      const response = await fetch(`${base}/readyz`);
+      const body = (await response.json()) as { checks: { broker: { ok: boolean; detail?: string } } };
+      return { status: response.status, ...body.checks.broker };
+    };
+    // First not connected, then connected (else the detail would say so) but deaf.
+    await eventually(async () => {
+      const { ok, detail } = await broker();
+      return !ok && detail !== "not connected to the MQTT broker";
+    });
+    assert.deepEqual(await broker(), {
+      status: 503,
+      ok: false,
+      detail: "requests not subscribed yet, or refused",
+    });
+  } finally {
+    await rig.stop();
+    await new Promise<void>((resolve) => aedes.close(() => resolve()));
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  }
 });
